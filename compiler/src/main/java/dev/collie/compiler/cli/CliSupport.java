@@ -1,0 +1,78 @@
+package dev.collie.compiler.cli;
+
+import dev.collie.dsl.CollieException;
+import java.io.PrintWriter;
+import java.util.Map;
+import picocli.CommandLine;
+
+/**
+ * Shared entry logic of the launchers: user errors print their diagnostics (never a stack trace)
+ * and exit 1; bad command lines print picocli's message and exit 2; anything else is a bug in
+ * Collie, printed as one line (set COLLIE_DEBUG=1 for the trace) with exit 70.
+ */
+public final class CliSupport {
+
+    private CliSupport() {}
+
+    /** Errors that belong to the user and carry their own message (checkpoint and data errors). */
+    public interface UserError {
+        String userMessage();
+    }
+
+    public static int execute(Object command, String[] args) {
+        CommandLine cli = new CommandLine(command);
+        cli.setCaseInsensitiveEnumValuesAllowed(true);
+        cli.setExecutionExceptionHandler((ex, cmd, parsed) -> handle(ex, cmd.getErr(), cmd.getCommandName()));
+        cli.setParameterExceptionHandler((ex, argv) -> {
+            PrintWriter err = ex.getCommandLine().getErr();
+            err.println(ex.getCommandLine().getCommandName() + ": error: " + ex.getMessage());
+            err.println("Try '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help' for usage.");
+            return 2;
+        });
+        return cli.execute(args);
+    }
+
+    static int handle(Throwable ex, PrintWriter err, String tool) {
+        Throwable t = ex;
+        while (t.getCause() != null && !(t instanceof CollieException) && !(t instanceof UserError)) {
+            t = t.getCause();
+        }
+        if (t instanceof CollieException ce) {
+            err.println(ce.render());
+            return 1;
+        }
+        if (t instanceof UserError ue) {
+            err.println(ue.userMessage());
+            return 1;
+        }
+        if (t instanceof OutOfMemoryError) {
+            err.println(tool + ": error: out of memory; give the JVM more with JAVA_OPTS=-Xmx... or use a smaller "
+                    + "batch or preset");
+            return 1;
+        }
+        if (System.getenv("COLLIE_DEBUG") != null) {
+            ex.printStackTrace(err);
+        } else {
+            err.println(tool + ": internal error: " + ex + " (this is a bug in Collie; rerun with COLLIE_DEBUG=1 "
+                    + "for details)");
+        }
+        return 70;
+    }
+
+    /** Parses repeated {@code --set key=value} options. */
+    public static Map<String, String> sets(java.util.List<String> raw) {
+        Map<String, String> out = new java.util.LinkedHashMap<>();
+        if (raw == null) {
+            return out;
+        }
+        for (String s : raw) {
+            int eq = s.indexOf('=');
+            if (eq <= 0) {
+                throw new CommandLine.ParameterException(new CommandLine(new Object()),
+                        "--set expects key=value, got '" + s + "'");
+            }
+            out.put(s.substring(0, eq).trim(), s.substring(eq + 1));
+        }
+        return out;
+    }
+}

@@ -1,0 +1,329 @@
+package dev.collie.compiler.ops;
+
+import dev.collie.compiler.ir.DType;
+import dev.collie.compiler.ir.Dim;
+import dev.collie.compiler.ir.Shape;
+import dev.collie.compiler.ir.ShapeError;
+import dev.collie.compiler.ir.Value;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The op table: for every IR op, how many inputs it takes and what it produces (shape and dtype),
+ * with the check that its inputs fit. Gradients live beside it in autodiff/GradRules; kernels in the
+ * runtime's backends. Shapes use B, T, C, H, KV, D, V letters in comments, as in llm.c.
+ */
+public final class OpRules {
+
+    public record Type(Shape shape, DType dtype) {}
+
+    @FunctionalInterface
+    interface Rule {
+        List<Type> infer(List<Value> in, Map<String, Object> attrs);
+    }
+
+    private record Entry(int minInputs, int maxInputs, Rule rule) {}
+
+    private static final Map<String, Entry> TABLE = new LinkedHashMap<>();
+
+    /** Elementwise unary ops: y = f(x). */
+    public static final Set<String> UNARY = Set.of("silu", "gelu_tanh", "relu", "tanh", "exp", "softmax");
+    /** Their gradients: dx = f'(x or y) * dy, inputs (x or y, dy). */
+    public static final Set<String> UNARY_GRAD = Set.of("silu_grad", "gelu_tanh_grad", "relu_grad", "tanh_grad",
+            "softmax_grad");
+    public static final Set<String> BINARY = Set.of("add", "sub", "mul", "div");
+    public static final Set<String> SCALAR = Set.of("add_scalar", "mul_scalar", "div_scalar");
+
+    private static void def(String op, int min, int max, Rule rule) {
+        TABLE.put(op, new Entry(min, max, rule));
+    }
+
+    private static void def(String op, int n, Rule rule) {
+        def(op, n, n, rule);
+    }
+
+    static {
+        def("input", 0, (in, a) -> one(shapeAttr(a, "shape"), DType.valueOf(((String) a.get("dtype")).toUpperCase())));
+        def("param", 0, (in, a) -> one(shapeAttr(a, "shape"), DType.F32));
+        def("constant", 0, (in, a) -> one(Shape.SCALAR, DType.F32));
+        def("zeros", 0, (in, a) -> one(shapeAttr(a, "shape"), DType.F32));
+
+        // ids [..] int, table [V, C] -> [.., C]
+        def("embedding", 2, (in, a) -> {
+            ints(in.get(0), "ids");
+            rank(in.get(1), 2, "table");
+            return one(in.get(0).shape.append(in.get(1).shape.dim(1)), DType.F32);
+        });
+        // ids [..], dy [.., C] -> dtable [V, C]
+        def("embedding_grad", 2, (in, a) -> one(Shape.of(Dim.of(((Number) a.get("vocab")).longValue()),
+                in.get(1).shape.last()), DType.F32));
+        // x [.., K], w [N, K] -> [.., N]
+        def("linear", 2, (in, a) -> {
+            Value x = floats(in.get(0), "x");
+            Value w = rank(in.get(1), 2, "weight");
+            if (!x.shape.last().equals(w.shape.dim(1))) {
+                throw new ShapeError("linear: x " + x.shape + " has " + x.shape.last() + " features, weight "
+                        + w.shape + " expects " + w.shape.dim(1));
+            }
+            return one(x.shape.withLast(w.shape.dim(0)), DType.F32);
+        });
+        // x [.., K], w [K, N] -> [.., N]
+        def("matmul", 2, (in, a) -> {
+            Value x = floats(in.get(0), "a");
+            Value w = rank(in.get(1), 2, "b");
+            if (!x.shape.last().equals(w.shape.dim(0))) {
+                throw new ShapeError("matmul: a " + x.shape + " has " + x.shape.last() + " columns, b " + w.shape
+                        + " has " + w.shape.dim(0) + " rows");
+            }
+            return one(x.shape.withLast(w.shape.dim(1)), DType.F32);
+        });
+        // a [.., M], b [.., N] -> [M, N], summed over the leading dimensions
+        def("matmul_tn", 2, (in, a) -> {
+            sameLeading(in.get(0), in.get(1), "matmul_tn");
+            return one(Shape.of(in.get(0).shape.last(), in.get(1).shape.last()), DType.F32);
+        });
+        for (String op : BINARY) {
+            def(op, 2, (in, a) -> one(broadcast(op, in.get(0), in.get(1)), DType.F32));
+        }
+        for (String op : SCALAR) {
+            def(op, 1, (in, a) -> one(floats(in.get(0), "x").shape, DType.F32));
+        }
+        // x [..] -> sum over leading axes down to the suffix shape `shape` (gradient of broadcasting)
+        def("reduce_to", 1, (in, a) -> {
+            Shape target = shapeAttr(a, "shape");
+            if (!in.get(0).shape.endsWith(target)) {
+                throw new ShapeError("reduce_to: " + target + " is not a suffix of " + in.get(0).shape);
+            }
+            return one(target, DType.F32);
+        });
+        // x [.., C], w [C] -> [.., C]
+        def("rms_norm", 2, (in, a) -> one(norm("rms_norm", in.get(0), in.get(1)), DType.F32));
+        def("rms_norm_grad", 3, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
+                new Type(in.get(1).shape, DType.F32)));
+        def("layer_norm", 3, (in, a) -> {
+            norm("layer_norm", in.get(0), in.get(2));
+            return one(norm("layer_norm", in.get(0), in.get(1)), DType.F32);
+        });
+        def("layer_norm_grad", 3, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
+                new Type(in.get(1).shape, DType.F32), new Type(in.get(1).shape, DType.F32)));
+        // x [B, H, T, D] -> same, rotated pairwise by position
+        def("rope", 1, (in, a) -> {
+            Value x = rank(in.get(0), 4, "x");
+            Dim d = x.shape.last();
+            if (!d.isConstant() || d.coeff() % 2 != 0) {
+                throw new ShapeError("rope: head dimension " + d + " must be even");
+            }
+            return one(x.shape, DType.F32);
+        });
+        // q [B, H, T, D], k [B, KV, T, D], v [B, KV, T, D] -> [B, H, T, D]
+        def("attention", 3, (in, a) -> one(attention(in), DType.F32));
+        def("attention_grad", 4, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
+                new Type(in.get(1).shape, DType.F32), new Type(in.get(2).shape, DType.F32)));
+        // [B, T, H*D] -> [B, H, T, D]
+        def("split_heads", 1, (in, a) -> {
+            Value x = rank(in.get(0), 3, "x");
+            long heads = ((Number) a.get("heads")).longValue();
+            Dim d = x.shape.last().dividedBy(Dim.of(heads));
+            if (heads <= 0 || d == null) {
+                throw new ShapeError("split_heads: " + x.shape.last() + " features do not split into " + heads
+                        + " heads");
+            }
+            return one(Shape.of(x.shape.dim(0), Dim.of(heads), x.shape.dim(1), d), DType.F32);
+        });
+        // [B, H, T, D] -> [B, T, H*D]
+        def("merge_heads", 1, (in, a) -> {
+            Value x = rank(in.get(0), 4, "x");
+            return one(Shape.of(x.shape.dim(0), x.shape.dim(2), x.shape.dim(1).times(x.shape.dim(3))), DType.F32);
+        });
+        def("reshape", 1, (in, a) -> {
+            Shape target = shapeAttr(a, "shape");
+            if (!target.numel().equals(in.get(0).shape.numel())) {
+                throw new ShapeError("reshape: cannot view " + in.get(0).shape + " as " + target);
+            }
+            return one(target, in.get(0).dtype);
+        });
+        // x [.., n*P] -> P values [.., n]
+        def("split", 1, (in, a) -> {
+            Value x = floats(in.get(0), "x");
+            long parts = ((Number) a.get("parts")).longValue();
+            Dim d = parts <= 0 ? null : x.shape.last().dividedBy(Dim.of(parts));
+            if (d == null) {
+                throw new ShapeError("split: last dimension " + x.shape.last() + " is not divisible into " + parts
+                        + " parts");
+            }
+            var out = new ArrayList<Type>();
+            for (int i = 0; i < parts; i++) {
+                out.add(new Type(x.shape.withLast(d), DType.F32));
+            }
+            return out;
+        });
+        // P values [.., n] -> [.., P*n]
+        def("concat", 1, Integer.MAX_VALUE, (in, a) -> {
+            Shape lead = in.get(0).shape.leading();
+            Dim total = Dim.of(0);
+            long sum = 0;
+            for (Value v : in) {
+                if (!v.shape.leading().equals(lead) || !v.shape.last().isConstant()) {
+                    throw new ShapeError("concat: " + v.shape + " does not match " + in.get(0).shape);
+                }
+                sum += v.shape.last().coeff();
+            }
+            total = Dim.of(sum);
+            return one(lead.append(total), DType.F32);
+        });
+        // logits [.., V], targets [..] int -> scalar mean loss
+        def("cross_entropy", 2, (in, a) -> {
+            Value logits = floats(in.get(0), "logits");
+            Value t = ints(in.get(1), "targets");
+            if (!t.shape.equals(logits.shape.leading())) {
+                throw new ShapeError("cross_entropy: targets " + t.shape + " do not match logits " + logits.shape
+                        + " without its class axis");
+            }
+            return one(Shape.SCALAR, DType.F32);
+        });
+        def("cross_entropy_grad", 3, (in, a) -> one(in.get(0).shape, DType.F32));
+        def("shift_left", 1, (in, a) -> one(ints(in.get(0), "labels").shape, DType.I64));
+        def("positions", 1, (in, a) -> one(Shape.of(ints(in.get(0), "ids").shape.last()), DType.I64));
+        for (String op : UNARY) {
+            def(op, 1, (in, a) -> one(floats(in.get(0), "x").shape, DType.F32));
+        }
+        for (String op : UNARY_GRAD) {
+            def(op, 2, (in, a) -> {
+                same(op, in.get(0), in.get(1));
+                return one(in.get(0).shape, DType.F32);
+            });
+        }
+        // Training: p -= lr * coef * g, in place. Inputs (p, g, lr) or (p, g, lr, coef).
+        def("sgd_update", 3, 4, (in, a) -> {
+            same("sgd_update", in.get(0), in.get(1));
+            return List.of();
+        });
+        // acc + sum(g^2), scalar
+        def("sq_norm_acc", 2, (in, a) -> one(Shape.SCALAR, DType.F32));
+        // (sum of squares, max_norm) -> (min(1, max_norm / (norm + 1e-6)), norm)
+        def("clip_coef", 2, (in, a) -> List.of(new Type(Shape.SCALAR, DType.F32), new Type(Shape.SCALAR, DType.F32)));
+    }
+
+    private OpRules() {}
+
+    public static boolean known(String op) {
+        return TABLE.containsKey(op);
+    }
+
+    public static List<Type> infer(String op, List<Value> inputs, Map<String, Object> attrs) {
+        Entry e = TABLE.get(op);
+        if (e == null) {
+            throw new IllegalArgumentException("unknown op " + op);
+        }
+        if (inputs.size() < e.minInputs || inputs.size() > e.maxInputs) {
+            throw new ShapeError(op + " takes " + e.minInputs + (e.maxInputs != e.minInputs ? "+" : "")
+                    + " inputs, got " + inputs.size());
+        }
+        return e.rule.infer(inputs, attrs);
+    }
+
+    // ---- helpers --------------------------------------------------------------------------------
+
+    private static List<Type> one(Shape s, DType t) {
+        return List.of(new Type(s, t));
+    }
+
+    @SuppressWarnings("unchecked")
+    public static Shape shapeAttr(Map<String, Object> attrs, String name) {
+        var dims = new ArrayList<Dim>();
+        for (Object o : (List<Object>) attrs.get(name)) {
+            dims.add(o instanceof Number n ? Dim.of(n.longValue()) : Dim.parse(o.toString()));
+        }
+        return new Shape(dims);
+    }
+
+    public static List<String> shapeToAttr(Shape s) {
+        return s.dims().stream().map(Dim::toString).toList();
+    }
+
+    private static Value rank(Value v, int rank, String what) {
+        if (v.shape.rank() != rank) {
+            throw new ShapeError(what + " must have rank " + rank + ", got " + v.shape);
+        }
+        return v;
+    }
+
+    private static Value ints(Value v, String what) {
+        if (v.dtype != DType.I64) {
+            throw new ShapeError(what + " must hold integers, got " + v.dtype.shortName() + " " + v.shape);
+        }
+        return v;
+    }
+
+    private static Value floats(Value v, String what) {
+        if (v.dtype != DType.F32) {
+            throw new ShapeError(what + " must hold floats, got " + v.dtype.shortName() + " " + v.shape);
+        }
+        return v;
+    }
+
+    private static void same(String op, Value a, Value b) {
+        if (!a.shape.equals(b.shape)) {
+            throw new ShapeError(op + ": shapes differ: " + a.shape + " and " + b.shape);
+        }
+    }
+
+    private static void sameLeading(Value a, Value b, String op) {
+        if (!a.shape.leading().numel().equals(b.shape.leading().numel())) {
+            throw new ShapeError(op + ": leading dimensions differ: " + a.shape + " and " + b.shape);
+        }
+    }
+
+    private static Shape norm(String op, Value x, Value w) {
+        floats(x, "x");
+        if (w.shape.rank() != 1 || !w.shape.dim(0).equals(x.shape.last())) {
+            throw new ShapeError(op + ": weight " + w.shape + " does not match the last dimension of x " + x.shape);
+        }
+        return x.shape;
+    }
+
+    /** Suffix broadcasting: the smaller operand must equal the trailing dimensions of the larger. */
+    private static Shape broadcast(String op, Value a, Value b) {
+        floats(a, "left operand");
+        floats(b, "right operand");
+        if (a.shape.endsWith(b.shape)) {
+            return a.shape;
+        }
+        if (b.shape.endsWith(a.shape)) {
+            return b.shape;
+        }
+        throw new ShapeError("shape mismatch in '" + symbol(op) + "': " + a.shape + " and " + b.shape);
+    }
+
+    private static String symbol(String op) {
+        return switch (op) {
+            case "add" -> "+";
+            case "sub" -> "-";
+            case "mul" -> "*";
+            default -> "/";
+        };
+    }
+
+    private static Shape attention(List<Value> in) {
+        Value q = rank(in.get(0), 4, "q");
+        Value k = rank(in.get(1), 4, "k");
+        Value v = rank(in.get(2), 4, "v");
+        if (!k.shape.equals(v.shape)) {
+            throw new ShapeError("attention: k " + k.shape + " and v " + v.shape + " differ");
+        }
+        if (!q.shape.dim(0).equals(k.shape.dim(0)) || !q.shape.dim(2).equals(k.shape.dim(2))
+                || !q.shape.dim(3).equals(k.shape.dim(3))) {
+            throw new ShapeError("attention: q " + q.shape + " and k " + k.shape + " must agree in batch, sequence "
+                    + "and head dimension");
+        }
+        Dim groups = q.shape.dim(1).dividedBy(k.shape.dim(1));
+        if (groups == null || !groups.isConstant()) {
+            throw new ShapeError("attention: " + q.shape.dim(1) + " query heads are not a multiple of "
+                    + k.shape.dim(1) + " key/value heads");
+        }
+        return q.shape;
+    }
+}

@@ -1,0 +1,58 @@
+package dev.collie.compiler.passes;
+
+import dev.collie.compiler.autodiff.GradRules;
+import dev.collie.compiler.ir.Graph;
+import dev.collie.compiler.ir.Node;
+import dev.collie.compiler.ir.Role;
+import dev.collie.compiler.ir.Value;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Appends the backward pass (reverse-mode autodiff from the per-op rule table) and one
+ * {@code sgd_update(p, g, lr)} per parameter, all at the end of the program.
+ *
+ * Changes: adds an "lr" input, BACKWARD nodes and UPDATE nodes; drops every output but "loss".
+ * Assumes: a forward graph whose "loss" output is a scalar. The result is correct but keeps every
+ * gradient alive until the end; ScheduleInPlaceUpdates then moves each update to its earliest point.
+ */
+public final class DifferentiateGraph implements Pass {
+
+    @Override
+    public String name() {
+        return "DifferentiateGraph";
+    }
+
+    @Override
+    public boolean appliesTo(ProgramKind kind) {
+        return kind.trains();
+    }
+
+    @Override
+    public void run(Graph g, ProgramKind kind) {
+        Value loss = g.outputs.get("loss");
+        g.outputs.clear();
+        g.outputs.put("loss", loss);
+        Value lr = addScalarInput(g, "lr");
+        Map<Value, Value> grads = GradRules.differentiate(g, loss);
+        for (Map.Entry<Value, Value> e : grads.entrySet()) {
+            g.apply("sgd_update", List.of(e.getKey(), e.getValue(), lr), Map.of(), Role.UPDATE);
+        }
+    }
+
+    /** A scalar f32 input placed after the existing inputs (so printed programs read top-down). */
+    static Value addScalarInput(Graph g, String name) {
+        Map<String, Object> attrs = new LinkedHashMap<>();
+        attrs.put("name", name);
+        attrs.put("shape", List.of());
+        attrs.put("dtype", "f32");
+        Node n = g.create("input", List.of(), attrs, Role.FORWARD, null);
+        int at = 0;
+        while (at < g.nodes.size() && g.nodes.get(at).op.equals("input")) {
+            at++;
+        }
+        g.insertAt(at, n);
+        return n.out();
+    }
+}

@@ -1,0 +1,44 @@
+package dev.collie.compiler.passes;
+
+import dev.collie.compiler.ir.Graph;
+import dev.collie.compiler.ir.GraphVerifier;
+import java.util.List;
+import java.util.function.BiConsumer;
+
+/** The one ordered list of passes. Each program runs the passes that apply to its kind, in this order. */
+public final class PassPipeline {
+
+    public static final List<Pass> PASSES = List.of(
+            new DifferentiateGraph(),
+            new InsertNormClipping(),
+            new ScheduleInPlaceUpdates(),
+            new EliminateDeadCode());
+
+    private PassPipeline() {}
+
+    /**
+     * Compiles one program from a copy of the forward graph.
+     *
+     * @param afterEach called with (pass name, graph) after each pass that ran, e.g. to dump the IR
+     * @param verify    run the verifier after every pass (always on in tests)
+     */
+    public static Graph run(Graph forward, ProgramKind kind, BiConsumer<String, Graph> afterEach, boolean verify) {
+        Graph g = forward.copy();
+        if (verify) {
+            GraphVerifier.verify(g, "BuildForwardGraph");
+        }
+        for (Pass p : PASSES) {
+            if (!p.appliesTo(kind)) {
+                continue;
+            }
+            p.run(g, kind);
+            if (verify) {
+                GraphVerifier.verify(g, p.name());
+            }
+            if (afterEach != null) {
+                afterEach.accept(p.name(), g);
+            }
+        }
+        return g;
+    }
+}
