@@ -27,7 +27,10 @@ public final class Compiler {
 
     /** Parses and checks a `.collie` file. */
     public static ModelFile load(Path file) {
-        SourceFile source = SourceFile.read(file);
+        return load(SourceFile.read(file));
+    }
+
+    public static ModelFile load(SourceFile source) {
         ModelFile model = ModelParser.parse(source);
         ModelChecker.check(model);
         return model;

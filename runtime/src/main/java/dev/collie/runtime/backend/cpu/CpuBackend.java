@@ -1,0 +1,257 @@
+package dev.collie.runtime.backend.cpu;
+
+import dev.collie.compiler.ir.Node;
+import dev.collie.runtime.exec.Backend;
+import dev.collie.runtime.kernels.CpuKernels;
+import dev.collie.runtime.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
+
+/**
+ * The reference backend: each IR op mapped to a scalar Java kernel. Layout kernels (head split and
+ * merge, slicing, broadcasting) live here; the numeric kernels live in {@link CpuKernels}, each with
+ * a test against a double-precision reference.
+ */
+public final class CpuBackend implements Backend {
+
+    @Override
+    public String name() {
+        return "cpu";
+    }
+
+    @Override
+    public void execute(Node n, Tensor[] in, Tensor[] out) {
+        switch (n.op) {
+            case "constant" -> out[0].data.set(Tensor.F32, 0, (float) n.doubleAttr("value"));
+            case "zeros" -> out[0].data.fill((byte) 0);
+            case "embedding" -> {
+                Tensor table = in[1];
+                CpuKernels.embeddingForward(in[0].data, table.data, out[0].data, (int) in[0].numel(),
+                        (int) table.shape[1], (int) table.shape[0]);
+            }
+            case "embedding_grad" -> {
+                out[0].data.fill((byte) 0);
+                CpuKernels.embeddingBackward(in[0].data, in[1].data, out[0].data, (int) in[0].numel(),
+                        (int) out[0].shape[1]);
+            }
+            case "linear" -> {
+                int k = (int) last(in[0]);
+                int nOut = (int) in[1].shape[0];
+                CpuKernels.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+            }
+            case "matmul" -> {
+                int k = (int) last(in[0]);
+                int nOut = (int) in[1].shape[1];
+                CpuKernels.matmulNN(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+            }
+            case "matmul_tn" -> CpuKernels.matmulTN(in[0].data, in[1].data, out[0].data, rows(in[0]),
+                    (int) last(in[0]), (int) last(in[1]), false);
+            case "add", "sub", "mul", "div" -> broadcast(n.op, in[0], in[1], out[0]);
+            case "add_scalar", "mul_scalar", "div_scalar" -> scalarOp(n.op, (float) n.doubleAttr("value"), in[0], out[0]);
+            case "reduce_to" -> reduceTo(in[0], out[0]);
+            case "rms_norm" -> CpuKernels.rmsNormForward(in[0].data, in[1].data, out[0].data, rows(in[0]),
+                    (int) last(in[0]), (float) n.doubleAttr("eps"));
+            case "rms_norm_grad" -> CpuKernels.rmsNormBackward(in[0].data, in[1].data, in[2].data, out[0].data,
+                    out[1].data, rows(in[0]), (int) last(in[0]), (float) n.doubleAttr("eps"), false);
+            case "layer_norm" -> CpuKernels.layerNormForward(in[0].data, in[1].data, in[2].data, out[0].data,
+                    rows(in[0]), (int) last(in[0]), (float) n.doubleAttr("eps"));
+            case "layer_norm_grad" -> CpuKernels.layerNormBackward(in[0].data, in[1].data, in[2].data, out[0].data,
+                    out[1].data, out[2].data, rows(in[0]), (int) last(in[0]), (float) n.doubleAttr("eps"), false);
+            case "rope" -> {
+                long[] s = in[0].shape;
+                CpuKernels.rope(in[0].data, out[0].data, (int) s[0], (int) s[1], (int) s[2], (int) s[3],
+                        n.doubleAttr("theta"), n.boolAttr("inverse"));
+            }
+            case "attention" -> {
+                long[] q = in[0].shape;
+                CpuKernels.attentionForward(in[0].data, in[1].data, in[2].data, out[0].data, (int) q[0], (int) q[1],
+                        (int) in[1].shape[1], (int) q[2], (int) q[3], n.boolAttr("causal"), (float) n.doubleAttr("scale"));
+            }
+            case "attention_grad" -> {
+                long[] q = in[0].shape;
+                CpuKernels.attentionBackward(in[0].data, in[1].data, in[2].data, in[3].data, out[0].data, out[1].data,
+                        out[2].data, (int) q[0], (int) q[1], (int) in[1].shape[1], (int) q[2], (int) q[3],
+                        n.boolAttr("causal"), (float) n.doubleAttr("scale"));
+            }
+            case "split_heads" -> {
+                // [B, T, H*D] -> [B, H, T, D]
+                long[] o = out[0].shape;
+                permuteHeads(in[0].data, out[0].data, o[0], o[1], o[2], o[3], true);
+            }
+            case "merge_heads" -> {
+                long[] s = in[0].shape;
+                permuteHeads(in[0].data, out[0].data, s[0], s[1], s[2], s[3], false);
+            }
+            case "reshape" -> MemorySegment.copy(in[0].data, 0, out[0].data, 0, in[0].data.byteSize());
+            case "split" -> split(in[0], out);
+            case "concat" -> concat(in, out[0]);
+            case "cross_entropy" -> {
+                Tensor logits = in[0];
+                double loss = CpuKernels.crossEntropyForward(logits.data, in[1].data, rows(logits), (int) last(logits),
+                        n.longAttr("ignore_index"));
+                out[0].data.set(Tensor.F32, 0, (float) loss);
+            }
+            case "cross_entropy_grad" -> {
+                Tensor logits = in[0];
+                CpuKernels.crossEntropyBackward(logits.data, in[1].data, out[0].data, rows(logits), (int) last(logits),
+                        n.longAttr("ignore_index"), in[2].item());
+            }
+            case "shift_left" -> shiftLeft(in[0], out[0], n.longAttr("fill"));
+            case "positions" -> {
+                for (long t = 0; t < out[0].shape[0]; t++) {
+                    out[0].data.setAtIndex(Tensor.I64, t, t);
+                }
+            }
+            case "silu" -> CpuKernels.siluForward(in[0].data, out[0].data, in[0].numel());
+            case "silu_grad" -> CpuKernels.siluBackward(in[0].data, in[1].data, out[0].data, in[0].numel());
+            case "gelu_tanh" -> CpuKernels.geluTanhForward(in[0].data, out[0].data, in[0].numel());
+            case "gelu_tanh_grad" -> CpuKernels.geluTanhBackward(in[0].data, in[1].data, out[0].data, in[0].numel());
+            case "relu" -> CpuKernels.reluForward(in[0].data, out[0].data, in[0].numel());
+            case "relu_grad" -> CpuKernels.reluBackward(in[0].data, in[1].data, out[0].data, in[0].numel());
+            case "tanh" -> CpuKernels.tanhForward(in[0].data, out[0].data, in[0].numel());
+            case "tanh_grad" -> CpuKernels.tanhBackward(in[0].data, in[1].data, out[0].data, in[0].numel());
+            case "exp" -> {
+                for (long i = 0; i < in[0].numel(); i++) {
+                    out[0].data.setAtIndex(Tensor.F32, i, (float) Math.exp(in[0].getFloat(i)));
+                }
+            }
+            case "softmax" -> CpuKernels.softmaxForward(in[0].data, out[0].data, rows(in[0]), (int) last(in[0]));
+            case "softmax_grad" -> CpuKernels.softmaxBackward(in[0].data, in[1].data, out[0].data, rows(in[0]),
+                    (int) last(in[0]));
+            case "sgd_update" -> sgdUpdate(in);
+            case "sq_norm_acc" -> {
+                double sum = 0;
+                Tensor g = in[1];
+                for (long i = 0, size = g.numel(); i < size; i++) {
+                    double v = g.getFloat(i);
+                    sum += v * v;
+                }
+                out[0].data.set(Tensor.F32, 0, (float) (in[0].item() + sum));
+            }
+            case "clip_coef" -> {
+                double norm = Math.sqrt(in[0].item());
+                double maxNorm = in[1].item();
+                out[0].data.set(Tensor.F32, 0, (float) Math.min(1.0, maxNorm / (norm + 1e-6)));
+                out[1].data.set(Tensor.F32, 0, (float) norm);
+            }
+            default -> throw new IllegalStateException("the CPU backend has no kernel for op '" + n.op + "'");
+        }
+    }
+
+    private static long last(Tensor t) {
+        return t.shape[t.shape.length - 1];
+    }
+
+    private static int rows(Tensor t) {
+        return (int) (t.numel() / last(t));
+    }
+
+    /** p -= (lr * coef) * g, rounding the step size to float first, as PyTorch does with a Python scalar. */
+    private static void sgdUpdate(Tensor[] in) {
+        Tensor p = in[0];
+        Tensor g = in[1];
+        double scale = in[2].item();
+        if (in.length > 3) {
+            scale *= in[3].item();
+        }
+        float step = (float) scale;
+        for (long i = 0, n = p.numel(); i < n; i++) {
+            p.data.setAtIndex(Tensor.F32, i, p.getFloat(i) - step * g.getFloat(i));
+        }
+    }
+
+    /** Suffix broadcasting: the smaller operand repeats over the leading dimensions of the larger. */
+    private static void broadcast(String op, Tensor a, Tensor b, Tensor out) {
+        long n = out.numel();
+        long na = a.numel();
+        long nb = b.numel();
+        for (long i = 0; i < n; i++) {
+            float x = a.getFloat(na == n ? i : i % na);
+            float y = b.getFloat(nb == n ? i : i % nb);
+            float r = switch (op) {
+                case "add" -> x + y;
+                case "sub" -> x - y;
+                case "mul" -> x * y;
+                default -> x / y;
+            };
+            out.data.setAtIndex(Tensor.F32, i, r);
+        }
+    }
+
+    private static void scalarOp(String op, float c, Tensor x, Tensor out) {
+        for (long i = 0, n = x.numel(); i < n; i++) {
+            float v = x.getFloat(i);
+            out.data.setAtIndex(Tensor.F32, i, switch (op) {
+                case "add_scalar" -> v + c;
+                case "mul_scalar" -> v * c;
+                default -> v / c;
+            });
+        }
+    }
+
+    /** out[j] = sum over leading rows of x[r, j]; double accumulation. */
+    private static void reduceTo(Tensor x, Tensor out) {
+        long m = out.numel();
+        long rows = x.numel() / m;
+        for (long j = 0; j < m; j++) {
+            double s = 0;
+            for (long r = 0; r < rows; r++) {
+                s += x.getFloat(r * m + j);
+            }
+            out.data.setAtIndex(Tensor.F32, j, (float) s);
+        }
+    }
+
+    /** split: [B, T, H*D] <-> [B, H, T, D]; copies rows of D floats. */
+    private static void permuteHeads(MemorySegment src, MemorySegment dst, long b, long h, long t, long d, boolean split) {
+        long rowBytes = d * 4;
+        for (long bi = 0; bi < b; bi++) {
+            for (long hi = 0; hi < h; hi++) {
+                for (long ti = 0; ti < t; ti++) {
+                    long merged = ((bi * t + ti) * h + hi) * rowBytes;
+                    long heads = ((bi * h + hi) * t + ti) * rowBytes;
+                    if (split) {
+                        MemorySegment.copy(src, merged, dst, heads, rowBytes);
+                    } else {
+                        MemorySegment.copy(src, heads, dst, merged, rowBytes);
+                    }
+                }
+            }
+        }
+    }
+
+    private static void split(Tensor x, Tensor[] parts) {
+        long width = last(x);
+        long part = width / parts.length;
+        long rows = x.numel() / width;
+        for (long r = 0; r < rows; r++) {
+            for (int p = 0; p < parts.length; p++) {
+                MemorySegment.copy(x.data, (r * width + p * part) * 4, parts[p].data, r * part * 4, part * 4);
+            }
+        }
+    }
+
+    private static void concat(Tensor[] parts, Tensor out) {
+        long width = last(out);
+        long rows = out.numel() / width;
+        for (long r = 0; r < rows; r++) {
+            long offset = 0;
+            for (Tensor p : parts) {
+                long w = last(p);
+                MemorySegment.copy(p.data, r * w * 4, out.data, (r * width + offset) * 4, w * 4);
+                offset += w;
+            }
+        }
+    }
+
+    /** out[.., t] = labels[.., t + 1]; out[.., T - 1] = fill. */
+    private static void shiftLeft(Tensor labels, Tensor out, long fill) {
+        long t = last(labels);
+        long rows = labels.numel() / t;
+        for (long r = 0; r < rows; r++) {
+            for (long i = 0; i < t; i++) {
+                long v = i + 1 < t ? labels.data.getAtIndex(Tensor.I64, r * t + i + 1) : fill;
+                out.data.setAtIndex(Tensor.I64, r * t + i, v);
+            }
+        }
+    }
+}

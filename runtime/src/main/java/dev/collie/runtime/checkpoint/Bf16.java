@@ -1,0 +1,27 @@
+package dev.collie.runtime.checkpoint;
+
+/** bfloat16 conversions. A bf16 value is the upper 16 bits of the float32 with the same sign and exponent. */
+public final class Bf16 {
+
+    private Bf16() {}
+
+    /**
+     * Rounds a float32 to the nearest bf16, ties to even (what PyTorch does), so that values
+     * written by Collie match what a reference implementation would produce bit for bit.
+     */
+    public static short f32ToBf16RoundNearestEven(float f) {
+        int bits = Float.floatToRawIntBits(f);
+        if (Float.isNaN(f)) {
+            // Rounding could carry a NaN payload into the exponent and turn it into infinity;
+            // truncate and force the quiet bit so it stays NaN (sign preserved).
+            return (short) ((bits >>> 16) | 0x0040);
+        }
+        int lsb = (bits >>> 16) & 1;
+        return (short) ((bits + 0x7FFF + lsb) >>> 16);
+    }
+
+    /** Exact: every bf16 value is representable as float32. */
+    public static float bf16ToF32(short h) {
+        return Float.intBitsToFloat((h & 0xFFFF) << 16);
+    }
+}

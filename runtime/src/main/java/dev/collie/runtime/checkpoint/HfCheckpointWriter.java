@@ -1,0 +1,179 @@
+package dev.collie.runtime.checkpoint;
+
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.collie.runtime.checkpoint.SafetensorsWriter.Entry;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * Saves a checkpoint directory in the Hugging Face layout ({@code config.json} plus
+ * {@code model.safetensors}, or numbered shards and {@code model.safetensors.index.json}), so
+ * that {@code transformers} and {@link HfCheckpoint} can load it.
+ *
+ * <p>The directory is replaced as a whole: everything is written and synced into a hidden
+ * sibling first, and only then swapped in. A failure before the swap leaves the previous
+ * checkpoint untouched, which matters when the previous checkpoint is the only good copy of hours
+ * of training.
+ */
+public final class HfCheckpointWriter {
+
+    /** Test seam: runs once the temporary directory is complete and synced, just before the swap. */
+    static volatile IoHook beforeSwap = IoHook.NONE;
+
+    private static final Map<String, String> SHARD_METADATA = Map.of("format", "pt");
+
+    private HfCheckpointWriter() {}
+
+    public static void save(Path dir, ObjectNode config, List<Entry> tensors, long shardBytes) {
+        save(dir, config, tensors, shardBytes, List.of());
+    }
+
+    /**
+     * Like {@link #save(Path, ObjectNode, List, long)}, also copying {@code extraFiles} (e.g.
+     * tokenizer files) into the checkpoint under their own file names.
+     *
+     * @param shardBytes maximum tensor bytes per shard; a larger tensor gets a shard of its own
+     */
+    public static void save(Path dir, ObjectNode config, List<Entry> tensors, long shardBytes, List<Path> extraFiles) {
+        if (shardBytes <= 0) {
+            throw new IllegalArgumentException("shardBytes must be positive: " + shardBytes);
+        }
+        SafetensorsWriter.validate(tensors);
+        checkExtraFiles(extraFiles);
+        Path target = dir.toAbsolutePath().normalize();
+        if (Files.exists(target, LinkOption.NOFOLLOW_LINKS) && !Files.isDirectory(target, LinkOption.NOFOLLOW_LINKS)) {
+            throw new CheckpointException(dir, "exists and is not a directory");
+        }
+
+        Path tmp = FsUtil.sibling(target, "tmp");
+        Path old = null;
+        boolean swapped = false;
+        try {
+            Files.createDirectories(target.getParent());
+            Files.createDirectory(tmp);
+            writeContents(tmp, config, tensors, shardBytes, extraFiles);
+            FsUtil.syncDirectory(tmp);
+            beforeSwap.run(tmp);
+            // POSIX cannot rename a directory over a non-empty one, so the old one steps aside first.
+            if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
+                old = FsUtil.sibling(target, "old");
+                Files.move(target, old, StandardCopyOption.ATOMIC_MOVE);
+            }
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            swapped = true;
+        } catch (IOException e) {
+            throw new CheckpointException(dir, null, "cannot save checkpoint: " + CheckpointException.describe(e), e);
+        } finally {
+            if (!swapped) {
+                restore(old, target);
+                FsUtil.deleteQuietly(tmp);
+            }
+        }
+        FsUtil.syncDirectory(target.getParent());
+        if (old != null) {
+            FsUtil.deleteQuietly(old);
+        }
+    }
+
+    /** Puts the previous checkpoint back if it had already been moved aside when the swap failed. */
+    private static void restore(Path old, Path target) {
+        if (old == null) {
+            return;
+        }
+        try {
+            Files.move(old, target, StandardCopyOption.ATOMIC_MOVE);
+        } catch (IOException ignored) {
+            // Both renames are within one directory, so this is not expected to fail; if it does,
+            // the previous checkpoint is still intact under the hidden ".old-" name.
+        }
+    }
+
+    // Checked up front so that a typo in a tokenizer path is reported against that path, before
+    // any gigabytes are written.
+    private static void checkExtraFiles(List<Path> extraFiles) {
+        Set<String> names = new HashSet<>(Set.of(HfCheckpoint.CONFIG_FILE, HfCheckpoint.SINGLE_FILE, HfCheckpoint.INDEX_FILE));
+        for (Path p : extraFiles) {
+            if (!Files.isRegularFile(p)) {
+                throw new CheckpointException(p, "extra file to copy into the checkpoint not found");
+            }
+            String name = p.getFileName().toString();
+            if (name.matches("model-\\d{5}-of-\\d{5}\\.safetensors") || !names.add(name)) {
+                throw new IllegalArgumentException("extra file '" + p + "' clashes with another checkpoint file named " + name);
+            }
+        }
+    }
+
+    private static void writeContents(Path tmp, ObjectNode config, List<Entry> tensors, long shardBytes,
+                                      List<Path> extraFiles) throws IOException {
+        FsUtil.writeSynced(tmp.resolve(HfCheckpoint.CONFIG_FILE), Json.pretty(config));
+        List<List<Entry>> shards = split(tensors, shardBytes);
+        if (shards.size() == 1) {
+            SafetensorsWriter.writeNew(tmp.resolve(HfCheckpoint.SINGLE_FILE), shards.getFirst(), SHARD_METADATA);
+        } else {
+            writeSharded(tmp, shards);
+        }
+        for (Path p : extraFiles) {
+            Path copy = tmp.resolve(p.getFileName().toString());
+            Files.copy(p, copy);
+            FsUtil.fsync(copy);
+        }
+    }
+
+    private static void writeSharded(Path tmp, List<List<Entry>> shards) throws IOException {
+        // transformers writes the index with json.dumps(indent=2, sort_keys=True).
+        Map<String, String> weightMap = new TreeMap<>();
+        long totalSize = 0;
+        for (int i = 0; i < shards.size(); i++) {
+            String shardName = String.format(Locale.ROOT, "model-%05d-of-%05d.safetensors", i + 1, shards.size());
+            SafetensorsWriter.writeNew(tmp.resolve(shardName), shards.get(i), SHARD_METADATA);
+            for (Entry e : shards.get(i)) {
+                weightMap.put(e.name(), shardName);
+                totalSize += e.byteSize();
+            }
+        }
+        ObjectNode index = Json.MAPPER.createObjectNode();
+        index.putObject("metadata").put("total_size", totalSize);
+        ObjectNode map = index.putObject("weight_map");
+        weightMap.forEach(map::put);
+        FsUtil.writeSynced(tmp.resolve(HfCheckpoint.INDEX_FILE), Json.pretty(index));
+    }
+
+    /**
+     * Greedy split identical to huggingface_hub's {@code split_state_dict_into_shards}: fill a
+     * shard until the next tensor would overflow it; a tensor bigger than the limit goes alone
+     * into its own shard, placed before the shard being filled. Always at least one shard.
+     */
+    static List<List<Entry>> split(List<Entry> tensors, long shardBytes) {
+        List<List<Entry>> shards = new ArrayList<>();
+        List<Entry> current = new ArrayList<>();
+        long currentBytes = 0;
+        for (Entry e : tensors) {
+            long size = e.byteSize();
+            if (size > shardBytes) {
+                shards.add(List.of(e));
+                continue;
+            }
+            if (currentBytes + size > shardBytes) {
+                shards.add(current);
+                current = new ArrayList<>();
+                currentBytes = 0;
+            }
+            current.add(e);
+            currentBytes += size;
+        }
+        if (!current.isEmpty() || shards.isEmpty()) {
+            shards.add(current);
+        }
+        return shards;
+    }
+}

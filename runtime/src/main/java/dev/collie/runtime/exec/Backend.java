@@ -1,0 +1,17 @@
+package dev.collie.runtime.exec;
+
+import dev.collie.compiler.ir.Node;
+import dev.collie.runtime.tensor.Tensor;
+
+/**
+ * Where a node's computation runs. The executor owns scheduling and memory; a backend only knows how
+ * to compute one op on buffers it is handed. The CPU backend is the reference; the OpenCL, CUDA (and
+ * a TornadoVM) backend implement the same interface.
+ */
+public interface Backend {
+
+    String name();
+
+    /** Computes {@code node} from {@code inputs} into the preallocated {@code outputs}. */
+    void execute(Node node, Tensor[] inputs, Tensor[] outputs);
+}

@@ -1,0 +1,188 @@
+package dev.collie.runtime.golden;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.collie.compiler.ir.ParamInfo;
+import dev.collie.runtime.checkpoint.SafetensorsFile;
+import dev.collie.runtime.checkpoint.TensorInfo;
+import dev.collie.runtime.data.TokenizedDataset;
+import dev.collie.runtime.exec.Session;
+import dev.collie.runtime.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The golden-state test (llm.c style) against PyTorch: logits, loss, every gradient, parameters
+ * after one SGD step and one clipped step, and a three-step loss trajectory, all through the code
+ * path of `collie run` (Session: compile the .collie file with the checkpoint's config.json, load
+ * the checkpoint, run the compiled programs).
+ */
+class GoldenFixtureTest {
+
+    static Stream<Arguments> fixtures() {
+        return Stream.of(Arguments.of("llama-tiny-a", "../models/llama.collie"),
+                Arguments.of("gpt2-tiny-g", "../samples/gpt2.collie"));
+    }
+
+    static Path fixture(String name) throws Exception {
+        return Path.of(GoldenFixtureTest.class.getResource("/fixtures/" + name + "/config.json").toURI()).getParent();
+    }
+
+    static JsonNode expected(Path dir) throws Exception {
+        return new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
+    }
+
+    static Session open(Path dir, String model) {
+        return Session.open(Session.ModelSpec.of(Path.of(model), null, Map.of()), dir, 0);
+    }
+
+    static TokenizedDataset.Batch batch(Path dir, Session s) {
+        TokenizedDataset data = TokenizedDataset.read(dir.resolve("batch.jsonl"), s.vocabSize(), 0);
+        return data.next(data.size());
+    }
+
+    static float[] read(Path file, String name) {
+        try (SafetensorsFile f = SafetensorsFile.open(file); Arena arena = Arena.ofConfined()) {
+            TensorInfo info = f.tensors().get(name);
+            assertNotNull(info, name + " in " + file);
+            MemorySegment seg = arena.allocate(info.numel() * 4, 64);
+            f.readAsF32(name, seg);
+            return seg.toArray(ValueLayout.JAVA_FLOAT);
+        }
+    }
+
+    /** max |a - e| / max |e|: relative to the tensor's scale, so entries near zero do not dominate. */
+    static double relError(float[] actual, float[] expected) {
+        assertEquals(expected.length, actual.length);
+        double maxDiff = 0;
+        double maxRef = 0;
+        for (int i = 0; i < actual.length; i++) {
+            maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
+            maxRef = Math.max(maxRef, Math.abs(expected[i]));
+        }
+        return maxDiff / Math.max(maxRef, 1e-30);
+    }
+
+    /** Parameter in checkpoint layout (transposed back where the model stores it transposed). */
+    static float[] stored(Session s, int index) {
+        ParamInfo p = s.params().infos().get(index);
+        float[] v = s.params().values(index);
+        if (!p.storedTransposed()) {
+            return v;
+        }
+        int rows = (int) p.shape().dim(0).coeff();
+        int cols = (int) p.shape().dim(1).coeff();
+        float[] t = new float[v.length];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                t[c * rows + r] = v[r * cols + c];
+            }
+        }
+        return t;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("fixtures")
+    void logitsAndLossMatchPyTorch(String name, String model) throws Exception {
+        Path dir = fixture(name);
+        try (Session s = open(dir, model); TokenizedDataset.Batch b = batch(dir, s)) {
+            Map<String, Tensor> out = s.evaluate(b);
+            try {
+                double err = relError(out.get("logits").toFloatArray(), read(dir.resolve("expected_logits.safetensors"),
+                        "logits"));
+                assertTrue(err < 1e-4, "logits rel error " + err);
+                double loss = out.get("loss").item();
+                double want = expected(dir).get("loss").asDouble();
+                assertEquals(want, loss, 1e-5 * Math.abs(want), "loss");
+            } finally {
+                out.values().forEach(Tensor::free);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("fixtures")
+    void everyGradientAndOneStepMatchPyTorch(String name, String model) throws Exception {
+        Path dir = fixture(name);
+        JsonNode exp = expected(dir);
+        try (Session s = open(dir, model); TokenizedDataset.Batch b = batch(dir, s)) {
+            Map<Integer, float[]> grads = new HashMap<>();
+            s.executor().setGradientListener((g, index) -> grads.put(index, g.toFloatArray()));
+            s.trainStep(b, exp.get("lr").asDouble(), null);
+            assertEquals(s.params().infos().size(), grads.size(), "one gradient per parameter");
+            for (int i = 0; i < s.params().infos().size(); i++) {
+                ParamInfo p = s.params().infos().get(i);
+                float[] g = grads.get(i);
+                if (p.storedTransposed()) {
+                    g = transpose(g, (int) p.shape().dim(0).coeff(), (int) p.shape().dim(1).coeff());
+                }
+                double err = relError(g, read(dir.resolve("expected_grads.safetensors"), p.checkpointName()));
+                assertTrue(err < 1e-4, "gradient of " + p.checkpointName() + " rel error " + err);
+                double perr = relError(stored(s, i), read(dir.resolve("expected_after_sgd1.safetensors"),
+                        p.checkpointName()));
+                assertTrue(perr < 1e-5, p.checkpointName() + " after one SGD step: rel error " + perr);
+            }
+        }
+    }
+
+    static float[] transpose(float[] v, int rows, int cols) {
+        float[] t = new float[v.length];
+        for (int r = 0; r < rows; r++) {
+            for (int c = 0; c < cols; c++) {
+                t[c * rows + r] = v[r * cols + c];
+            }
+        }
+        return t;
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("fixtures")
+    void clippedStepMatchesPyTorch(String name, String model) throws Exception {
+        Path dir = fixture(name);
+        JsonNode exp = expected(dir);
+        try (Session s = open(dir, model); TokenizedDataset.Batch b = batch(dir, s)) {
+            Session.StepResult r = s.trainStep(b, exp.get("lr").asDouble(), exp.get("clip_max_norm").asDouble());
+            double norm = exp.get("grad_global_norm").asDouble();
+            assertEquals(norm, r.gradNorm(), 1e-5 * norm, "global gradient norm");
+            for (int i = 0; i < s.params().infos().size(); i++) {
+                String ckpt = s.params().infos().get(i).checkpointName();
+                double err = relError(stored(s, i), read(dir.resolve("expected_after_clipped_sgd1.safetensors"), ckpt));
+                assertTrue(err < 1e-5, ckpt + " after a clipped step: rel error " + err);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("fixtures")
+    void threeStepTrajectoryMatchesPyTorch(String name, String model) throws Exception {
+        Path dir = fixture(name);
+        JsonNode exp = expected(dir);
+        JsonNode traj = exp.get("loss_trajectory_sgd_3_steps");
+        try (Session s = open(dir, model); TokenizedDataset.Batch b = batch(dir, s)) {
+            for (int k = 0; k < 3; k++) {
+                double loss = s.trainStep(b, exp.get("lr").asDouble(), null).loss();
+                double want = traj.get(k).asDouble();
+                assertEquals(want, loss, 1e-4 * Math.abs(want), "loss before step " + (k + 1));
+            }
+            Map<String, Tensor> out = s.evaluate(b);
+            try {
+                double want = traj.get(3).asDouble();
+                assertEquals(want, out.get("loss").item(), 1e-4 * Math.abs(want), "loss after step 3");
+            } finally {
+                out.values().forEach(Tensor::free);
+            }
+        }
+    }
+}
