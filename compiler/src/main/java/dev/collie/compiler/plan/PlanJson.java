@@ -141,8 +141,7 @@ public final class PlanJson {
                 }
             }
             return new Plan(root.get("model").asText(), root.get("source").asText(), root.get("origin").asText(),
-                    JSON.convertValue(root.get("hyper"), LinkedHashMap.class),
-                    JSON.convertValue(root.get("parallel"), LinkedHashMap.class),
+                    scalars(root.get("hyper")), scalars(root.get("parallel")),
                     JSON.convertValue(root.get("config_keys"), LinkedHashMap.class), params, programs);
         } catch (RuntimeException e) {
             if (e instanceof CollieException ce) {
@@ -150,6 +149,31 @@ public final class PlanJson {
             }
             throw CollieException.at(at, "plan is damaged or from another version: " + e);
         }
+    }
+
+    /** A flat JSON object of constants, with integers as Long like the compiler makes them. */
+    private static Map<String, Object> scalars(JsonNode o) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        o.properties().forEach(e -> out.put(e.getKey(), constant(e.getValue())));
+        return out;
+    }
+
+    private static Object constant(JsonNode v) {
+        if (v.isIntegralNumber()) {
+            return v.asLong();
+        }
+        if (v.isNumber()) {
+            return v.asDouble();
+        }
+        if (v.isBoolean()) {
+            return v.asBoolean();
+        }
+        if (v.isArray()) {
+            var list = new ArrayList<Object>();
+            v.forEach(x -> list.add(constant(x)));
+            return list;
+        }
+        return v.asText();
     }
 
     private static Shape shape(JsonNode a) {
@@ -160,7 +184,6 @@ public final class PlanJson {
         return new Shape(dims);
     }
 
-    @SuppressWarnings("unchecked")
     private static Graph graph(JsonNode o, List<ParamInfo> params) {
         Graph g = new Graph();
         g.params.addAll(params);
@@ -174,8 +197,7 @@ public final class PlanJson {
                 }
                 ins.add(v);
             }
-            Map<String, Object> attrs = n.has("attrs") ? JSON.convertValue(n.get("attrs"), LinkedHashMap.class)
-                    : Map.of();
+            Map<String, Object> attrs = n.has("attrs") ? scalars(n.get("attrs")) : Map.of();
             var shapes = new ArrayList<Shape>();
             var dtypes = new ArrayList<DType>();
             var ids = new ArrayList<Integer>();

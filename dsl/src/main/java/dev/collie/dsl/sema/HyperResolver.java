@@ -97,7 +97,7 @@ public final class HyperResolver {
             }
             values.put(h.name(), v);
         }
-        Map<String, Value> hyper = Map.copyOf(values);
+        Map<String, Value> hyper = java.util.Collections.unmodifiableMap(new LinkedHashMap<>(values));
         Map<String, Value> constants = new LinkedHashMap<>(values);
         ConstEvaluator all = new ConstEvaluator(constants::get, Map.of());
         for (Decl.Let l : file.lets()) {
@@ -109,7 +109,7 @@ public final class HyperResolver {
         for (Decl.Require r : file.requires()) {
             if (!withParallel.evalBool(r.condition())) {
                 String msg = r.message() != null ? r.message() : "requirement failed";
-                throw new CollieException(List.of(Diagnostic.error(r.condition().span(), msg + " (with " + origin
+                throw new CollieException(List.of(Diagnostic.error(leftmost(r.condition()), msg + " (with " + origin
                         + ": " + describe(r.condition(), withParallel) + ")")));
             }
         }
@@ -244,6 +244,14 @@ public final class HyperResolver {
         }
         return file.parallel().settings().stream().filter(s -> String.join(".", s.path()).equals(key))
                 .map(Decl.ParallelSetting::span).findFirst().orElse(fallback);
+    }
+
+    /** The span of the first token of an expression (binary nodes carry their operator's span). */
+    private static Span leftmost(Expr e) {
+        return switch (e) {
+            case Expr.Binary b -> leftmost(b.left());
+            default -> e.span();
+        };
     }
 
     /** "heads = 6, kv_heads = 4" for the names a failed requirement mentions. */

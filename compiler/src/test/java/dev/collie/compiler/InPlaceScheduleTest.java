@@ -1,0 +1,148 @@
+package dev.collie.compiler;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import dev.collie.compiler.analysis.Liveness;
+import dev.collie.compiler.ir.Graph;
+import dev.collie.compiler.ir.GraphVerifier;
+import dev.collie.compiler.ir.Node;
+import dev.collie.compiler.ir.ParamInfo;
+import dev.collie.compiler.ir.Role;
+import dev.collie.compiler.lower.GraphBuilder;
+import dev.collie.compiler.passes.DifferentiateGraph;
+import dev.collie.compiler.passes.EliminateDeadCode;
+import dev.collie.compiler.passes.InsertNormClipping;
+import dev.collie.compiler.passes.PassPipeline;
+import dev.collie.compiler.passes.ProgramKind;
+import dev.collie.compiler.passes.ScheduleInPlaceUpdates;
+import dev.collie.compiler.plan.Plan;
+import dev.collie.dsl.sema.ResolvedModel;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** LOMO on the compiled plan: updates right after their gradients, never all gradients alive at once. */
+class InPlaceScheduleTest {
+
+    static ResolvedModel model(String file, String preset) {
+        return Compiler.resolve(Compiler.load(Path.of("..", file)), preset, null, Map.of());
+    }
+
+    /** The largest group of parameters one layer holds (or the largest single tensor, e.g. the embedding). */
+    static long oneLayerBytes(List<ParamInfo> params) {
+        Map<String, Long> perLayer = new HashMap<>();
+        long largest = 0;
+        for (ParamInfo p : params) {
+            String[] parts = p.name().split("\\.");
+            String layer = parts.length >= 3 ? parts[0] + "." + parts[1] : p.name();
+            perLayer.merge(layer, p.numel() * 4, Long::sum);
+            largest = Math.max(largest, p.numel() * 4);
+        }
+        return Math.max(largest, perLayer.values().stream().mapToLong(Long::longValue).max().orElse(0));
+    }
+
+    @ParameterizedTest
+    @CsvSource({"models/llama.collie,tiny,train", "models/llama.collie,15m,train",
+            "models/llama.collie,tiny,train_clipped", "samples/gpt2.collie,tiny,train"})
+    void peakLiveGradientBytesAreAtMostOneLayer(String file, String preset, String program) {
+        Plan plan = Compiler.compile(model(file, preset), true, null);
+        Graph g = plan.program(ProgramKind.valueOf(program.toUpperCase()));
+        Map<String, Long> bt = Map.of("B", 2L, "T", 16L);
+        long peak = new Liveness(g).peakGradientBytes(bt);
+        long allGrads = Liveness.parameterBytes(plan.params());
+        long layer = oneLayerBytes(plan.params());
+        assertTrue(peak <= layer, "peak live gradient bytes " + peak + " exceed one layer's " + layer);
+        assertTrue(peak < allGrads / 2, "peak " + peak + " is not far below all gradients " + allGrads);
+    }
+
+    @Test
+    void withoutSchedulingEveryGradientIsAliveAtTheEnd() {
+        Graph forward = GraphBuilder.build(model("models/llama.collie", "tiny"));
+        Graph g = forward.copy();
+        new DifferentiateGraph().run(g, ProgramKind.TRAIN);
+        new EliminateDeadCode().run(g, ProgramKind.TRAIN);
+        Map<String, Long> bt = Map.of("B", 2L, "T", 16L);
+        long before = new Liveness(g).peakGradientBytes(bt);
+        assertEquals(Liveness.parameterBytes(g.params), before, "all gradients alive before scheduling");
+        new ScheduleInPlaceUpdates().run(g, ProgramKind.TRAIN);
+        GraphVerifier.verify(g, "ScheduleInPlaceUpdates");
+        long after = new Liveness(g).peakGradientBytes(bt);
+        assertTrue(after < before / 4, "scheduling must shrink the gradient peak: " + before + " -> " + after);
+    }
+
+    @Test
+    void eachUpdateFollowsItsGradientAndTheLastReadOfItsParameter() {
+        Graph g = Compiler.compile(model("models/llama.collie", "tiny"), true, null).program(ProgramKind.TRAIN);
+        int updates = 0;
+        for (int i = 0; i < g.nodes.size(); i++) {
+            Node n = g.nodes.get(i);
+            if (!n.op.equals("sgd_update")) {
+                continue;
+            }
+            updates++;
+            Node producer = n.inputs.get(1).producer();
+            int lastRead = -1;
+            for (int k = 0; k < g.nodes.size(); k++) {
+                if (k != i && g.nodes.get(k).inputs.contains(n.inputs.getFirst())) {
+                    lastRead = k;
+                }
+            }
+            int earliest = Math.max(g.nodes.indexOf(producer), lastRead) + 1;
+            int lrAt = g.nodes.indexOf(n.inputs.get(2).producer());
+            assertEquals(Math.max(earliest, lrAt + 1), i, "update of " + n.inputs.getFirst() + " is not at its earliest point");
+        }
+        assertEquals(21, updates, "one update per parameter of the tiny LLaMA");
+    }
+
+    @Test
+    void clippingRunsTheBackwardTwiceAroundTheNorm() {
+        Graph g = Compiler.compile(model("models/llama.collie", "tiny"), true, null).program(ProgramKind.TRAIN_CLIPPED);
+        int clipAt = -1;
+        for (int i = 0; i < g.nodes.size(); i++) {
+            if (g.nodes.get(i).op.equals("clip_coef")) {
+                clipAt = i;
+            }
+        }
+        assertTrue(clipAt > 0);
+        for (int i = 0; i < g.nodes.size(); i++) {
+            Node n = g.nodes.get(i);
+            if (n.op.equals("sgd_update")) {
+                assertTrue(i > clipAt, "no parameter may change before the norm is known");
+            }
+            if (n.op.equals("sq_norm_acc")) {
+                assertTrue(i < clipAt);
+            }
+        }
+        assertTrue(g.outputs.containsKey("grad_norm"));
+    }
+
+    @Test
+    void passesRunInTheOneDeclaredOrder() {
+        assertEquals(List.of("DifferentiateGraph", "InsertNormClipping", "ScheduleInPlaceUpdates", "EliminateDeadCode"),
+                PassPipeline.PASSES.stream().map(p -> p.name()).toList());
+        assertTrue(new InsertNormClipping().appliesTo(ProgramKind.TRAIN_CLIPPED));
+        assertTrue(!new InsertNormClipping().appliesTo(ProgramKind.TRAIN));
+    }
+
+    @Test
+    void verifierRejectsAReadAfterAnInPlaceUpdate() {
+        Graph g = Compiler.compile(model("models/llama.collie", "tiny"), true, null).program(ProgramKind.TRAIN);
+        Node update = g.nodes.stream().filter(n -> n.op.equals("sgd_update")).findFirst().orElseThrow();
+        g.nodes.remove(update);
+        g.nodes.add(1 + g.nodes.indexOf(update.inputs.get(1).producer()) - 1, update);
+        assertThrows(IllegalStateException.class, () -> GraphVerifier.verify(g, "a broken pass"));
+    }
+
+    @Test
+    void evalProgramHasNoBackward() {
+        Graph g = Compiler.compile(model("models/llama.collie", "tiny"), true, null).program(ProgramKind.EVAL);
+        assertTrue(g.nodes.stream().allMatch(n -> n.role == Role.FORWARD));
+        assertTrue(g.outputs.containsKey("logits") && g.outputs.containsKey("loss"));
+    }
+}
