@@ -14,19 +14,37 @@ public final class CliSupport {
 
     private CliSupport() {}
 
+    /** A command line that makes no sense (missing or contradictory options): exit 2 before any work. */
+    public static final class UsageError extends RuntimeException {
+        public UsageError(String message) {
+            super(message, null, false, false);
+        }
+    }
+
     /** Errors that belong to the user and carry their own message (checkpoint and data errors). */
     public interface UserError {
         String userMessage();
     }
 
     public static int execute(Object command, String[] args) {
+        return execute(command, args, null, null);
+    }
+
+    /** As {@link #execute(Object, String[])}, writing to the given streams (tests run the CLIs in-process). */
+    public static int execute(Object command, String[] args, PrintWriter out, PrintWriter err) {
         CommandLine cli = new CommandLine(command);
+        if (out != null) {
+            cli.setOut(out);
+        }
+        if (err != null) {
+            cli.setErr(err);
+        }
         cli.setCaseInsensitiveEnumValuesAllowed(true);
-        cli.setExecutionExceptionHandler((ex, cmd, parsed) -> handle(ex, cmd.getErr(), cmd.getCommandName()));
+        cli.setExecutionExceptionHandler((ex, cmd, parsed) -> handle(ex, cmd.getErr(), cmd.getCommandSpec().qualifiedName()));
         cli.setParameterExceptionHandler((ex, argv) -> {
-            PrintWriter err = ex.getCommandLine().getErr();
-            err.println(ex.getCommandLine().getCommandName() + ": error: " + ex.getMessage());
-            err.println("Try '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help' for usage.");
+            PrintWriter stream = ex.getCommandLine().getErr();
+            stream.println(ex.getCommandLine().getCommandName() + ": error: " + ex.getMessage());
+            stream.println("Try '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help' for usage.");
             return 2;
         });
         return cli.execute(args);
@@ -34,8 +52,14 @@ public final class CliSupport {
 
     static int handle(Throwable ex, PrintWriter err, String tool) {
         Throwable t = ex;
-        while (t.getCause() != null && !(t instanceof CollieException) && !(t instanceof UserError)) {
+        while (t.getCause() != null && !(t instanceof CollieException) && !(t instanceof UserError)
+                && !(t instanceof UsageError)) {
             t = t.getCause();
+        }
+        if (t instanceof UsageError || t instanceof CommandLine.ParameterException) {
+            err.println(tool + ": error: " + t.getMessage());
+            err.println("Try '" + tool + " --help' for usage.");
+            return 2;
         }
         if (t instanceof CollieException ce) {
             err.println(ce.render());
@@ -68,8 +92,7 @@ public final class CliSupport {
         for (String s : raw) {
             int eq = s.indexOf('=');
             if (eq <= 0) {
-                throw new CommandLine.ParameterException(new CommandLine(new Object()),
-                        "--set expects key=value, got '" + s + "'");
+                throw new UsageError("--set expects key=value, got '" + s + "'");
             }
             out.put(s.substring(0, eq).trim(), s.substring(eq + 1));
         }

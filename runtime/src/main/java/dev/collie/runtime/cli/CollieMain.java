@@ -55,7 +55,7 @@ public final class CollieMain implements Runnable {
 
         Session open(Path model) {
             if (checkpoint != null && !Files.isDirectory(checkpoint)) {
-                throw new CommandLine.ParameterException(new CommandLine(this), "--checkpoint " + checkpoint
+                throw new CliSupport.UsageError("--checkpoint " + checkpoint
                         + ": " + (Files.exists(checkpoint) ? "not a directory" : "no such directory"));
             }
             return Session.open(Session.ModelSpec.of(model, preset, CliSupport.sets(sets)), checkpoint, seed);
@@ -64,7 +64,7 @@ public final class CollieMain implements Runnable {
 
     static void requireFile(Path p, String option) {
         if (!Files.exists(p)) {
-            throw new CommandLine.ParameterException(new CommandLine(new Object()), option + " " + p
+            throw new CliSupport.UsageError(option + " " + p
                     + ": no such file");
         }
     }
@@ -105,19 +105,18 @@ public final class CollieMain implements Runnable {
             PrintWriter out = spec.commandLine().getOut();
             if (model == null) {
                 if (data != null || modelOptions.checkpoint != null) {
-                    throw new CommandLine.ParameterException(spec.commandLine(), "FILE|PLAN is required with --data or "
+                    throw new CliSupport.UsageError("FILE|PLAN is required with --data or "
                             + "--checkpoint");
                 }
                 return DemoRun.run(out);
             }
             requireFile(model, "model");
             if (data == null) {
-                throw new CommandLine.ParameterException(spec.commandLine(), "--data is required");
+                throw new CliSupport.UsageError("--data is required");
             }
             requireFile(data, "--data");
             if (steps < 1 || batchSize < 1 || !(lr > 0) || (clipNorm != null && !(clipNorm > 0))) {
-                throw new CommandLine.ParameterException(spec.commandLine(),
-                        "--steps and --batch-size must be at least 1; --lr and --clip-norm must be positive");
+                throw new CliSupport.UsageError("--steps and --batch-size must be at least 1; --lr and --clip-norm must be positive");
             }
             try (Session session = modelOptions.open(model)) {
                 TokenizedDataset dataset = TokenizedDataset.read(data, session.vocabSize(), session.maxSequence());

@@ -57,17 +57,22 @@ final class DemoRun {
     }
 
     static int run(PrintWriter out) {
+        return run(out, STEPS);
+    }
+
+    /** @return 0 when the loss fell */
+    static int run(PrintWriter out, int steps) {
         Session.ModelSpec spec = new Session.ModelSpec(null, bundledLlama(), "tiny", Map.of());
         try (Session session = Session.open(spec, null, 0)) {
             int vocab = (int) session.vocabSize();
             List<TokenizedDataset.Row> rows = progressions(256, LENGTH, vocab, 7);
             out.printf("demo: model '%s' (%s), %,d parameters, random init; task: continue arithmetic progressions "
                     + "mod %d%n", session.plan().model(), session.plan().origin(), session.plan().parameterCount(), vocab);
-            out.printf("training %d steps of in-place SGD, batch %d x %d tokens, lr %g%n", STEPS, BATCH, LENGTH, LR);
+            out.printf("training %d steps of in-place SGD, batch %d x %d tokens, lr %g%n", steps, BATCH, LENGTH, LR);
             int cursor = 0;
             double first = Double.NaN;
             double last = Double.NaN;
-            for (int step = 1; step <= STEPS; step++) {
+            for (int step = 1; step <= steps; step++) {
                 List<TokenizedDataset.Row> part = new ArrayList<>();
                 for (int i = 0; i < BATCH; i++) {
                     part.add(rows.get(cursor));

@@ -1,20 +1,19 @@
 package dev.collie.runtime.golden;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static dev.collie.runtime.testing.Fixtures.fixture;
+import static dev.collie.runtime.testing.Fixtures.read;
+import static dev.collie.runtime.testing.Fixtures.relError;
+import static dev.collie.runtime.testing.Fixtures.stored;
+import static dev.collie.runtime.testing.Fixtures.transpose;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.collie.compiler.ir.ParamInfo;
-import dev.collie.runtime.checkpoint.SafetensorsFile;
-import dev.collie.runtime.checkpoint.TensorInfo;
 import dev.collie.runtime.data.TokenizedDataset;
 import dev.collie.runtime.exec.Session;
 import dev.collie.runtime.tensor.Tensor;
-import java.lang.foreign.Arena;
-import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.nio.file.Path;
 import java.util.HashMap;
 import java.util.Map;
@@ -31,13 +30,10 @@ import org.junit.jupiter.params.provider.MethodSource;
  */
 class GoldenFixtureTest {
 
+
     static Stream<Arguments> fixtures() {
         return Stream.of(Arguments.of("llama-tiny-a", "../models/llama.collie"),
                 Arguments.of("gpt2-tiny-g", "../samples/gpt2.collie"));
-    }
-
-    static Path fixture(String name) throws Exception {
-        return Path.of(GoldenFixtureTest.class.getResource("/fixtures/" + name + "/config.json").toURI()).getParent();
     }
 
     static JsonNode expected(Path dir) throws Exception {
@@ -51,46 +47,6 @@ class GoldenFixtureTest {
     static TokenizedDataset.Batch batch(Path dir, Session s) {
         TokenizedDataset data = TokenizedDataset.read(dir.resolve("batch.jsonl"), s.vocabSize(), 0);
         return data.next(data.size());
-    }
-
-    static float[] read(Path file, String name) {
-        try (SafetensorsFile f = SafetensorsFile.open(file); Arena arena = Arena.ofConfined()) {
-            TensorInfo info = f.tensors().get(name);
-            assertNotNull(info, name + " in " + file);
-            MemorySegment seg = arena.allocate(info.numel() * 4, 64);
-            f.readAsF32(name, seg);
-            return seg.toArray(ValueLayout.JAVA_FLOAT);
-        }
-    }
-
-    /** max |a - e| / max |e|: relative to the tensor's scale, so entries near zero do not dominate. */
-    static double relError(float[] actual, float[] expected) {
-        assertEquals(expected.length, actual.length);
-        double maxDiff = 0;
-        double maxRef = 0;
-        for (int i = 0; i < actual.length; i++) {
-            maxDiff = Math.max(maxDiff, Math.abs(actual[i] - expected[i]));
-            maxRef = Math.max(maxRef, Math.abs(expected[i]));
-        }
-        return maxDiff / Math.max(maxRef, 1e-30);
-    }
-
-    /** Parameter in checkpoint layout (transposed back where the model stores it transposed). */
-    static float[] stored(Session s, int index) {
-        ParamInfo p = s.params().infos().get(index);
-        float[] v = s.params().values(index);
-        if (!p.storedTransposed()) {
-            return v;
-        }
-        int rows = (int) p.shape().dim(0).coeff();
-        int cols = (int) p.shape().dim(1).coeff();
-        float[] t = new float[v.length];
-        for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < cols; c++) {
-                t[c * rows + r] = v[r * cols + c];
-            }
-        }
-        return t;
     }
 
     @ParameterizedTest(name = "{0}")
@@ -135,16 +91,6 @@ class GoldenFixtureTest {
                 assertTrue(perr < 1e-5, p.checkpointName() + " after one SGD step: rel error " + perr);
             }
         }
-    }
-
-    static float[] transpose(float[] v, int rows, int cols) {
-        float[] t = new float[v.length];
-        for (int r = 0; r < rows; r++) {
-            for (int c = 0; c < cols; c++) {
-                t[c * rows + r] = v[r * cols + c];
-            }
-        }
-        return t;
     }
 
     @ParameterizedTest(name = "{0}")

@@ -1,0 +1,159 @@
+package dev.collie.runtime.cli;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import dev.collie.compiler.cli.CliSupport;
+import dev.collie.compiler.cli.ColliecMain;
+import dev.collie.runtime.checkpoint.SafetensorsFile;
+import dev.collie.runtime.exec.Session;
+import dev.collie.runtime.testing.Fixtures;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** The CLIs as a user runs them (in-process, same arguments), down to the files they write. */
+class CliEndToEndTest {
+
+    record Result(int code, String out, String err) {}
+
+    static Result run(Object command, String... args) {
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        int code = CliSupport.execute(command, args, new PrintWriter(out, true), new PrintWriter(err, true));
+        return new Result(code, out.toString(), err.toString());
+    }
+
+    static Result collie(String... args) {
+        return run(new CollieMain(), args);
+    }
+
+    static Result colliec(String... args) {
+        return run(new ColliecMain(), args);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"llama-tiny-a,../models/llama.collie", "gpt2-tiny-g,../samples/gpt2.collie"})
+    void runReproducesOneSgdStepAndSavesALoadableCheckpoint(String fixture, String model, @TempDir Path tmp)
+            throws Exception {
+        Path dir = Fixtures.fixture(fixture);
+        JsonNode exp = new ObjectMapper().readTree(dir.resolve("expected.json").toFile());
+        Path out = tmp.resolve("out");
+        Result r = collie("run", model, "--checkpoint", dir.toString(), "--data", dir.resolve("batch.jsonl").toString(),
+                "--steps", "1", "--lr", exp.get("lr").asText(), "--batch-size", "2", "--save", out.toString());
+        assertEquals(0, r.code(), r.err());
+        assertTrue(r.out().contains(String.format("loss %.6f", exp.get("loss").asDouble())), r.out());
+        assertTrue(Files.exists(out.resolve("config.json")));
+        try (SafetensorsFile saved = SafetensorsFile.open(out.resolve("model.safetensors"));
+             SafetensorsFile want = SafetensorsFile.open(dir.resolve("expected_after_sgd1.safetensors"))) {
+            assertEquals(want.tensors().keySet(), saved.tensors().keySet());
+            for (String name : want.tensors().keySet()) {
+                assertArrayEquals(want.tensors().get(name).shape(), saved.tensors().get(name).shape(), name);
+                double err = Fixtures.relError(
+                        Fixtures.read(out.resolve("model.safetensors"), name),
+                        Fixtures.read(dir.resolve("expected_after_sgd1.safetensors"), name));
+                assertTrue(err < 1e-5, name + " rel error " + err);
+            }
+        }
+        // The saved checkpoint configures and loads the same model, bit for bit.
+        try (Session back = Session.open(Session.ModelSpec.of(Path.of(model), null, Map.of()), out, 0)) {
+            for (int i = 0; i < back.params().infos().size(); i++) {
+                String name = back.params().infos().get(i).checkpointName();
+                assertArrayEquals(Fixtures.read(out.resolve("model.safetensors"), name),
+                        Fixtures.stored(back, i), name);
+            }
+        }
+        Result eval = collie("eval", model, "--checkpoint", dir.toString(), "--data",
+                dir.resolve("batch.jsonl").toString());
+        assertEquals(0, eval.code(), eval.err());
+        double loss = new ObjectMapper().readTree(eval.out()).get("loss").asDouble();
+        assertEquals(exp.get("loss").asDouble(), loss, 1e-5 * loss);
+    }
+
+    @Test
+    void compileThenRunAPlanTrainsAndTheLossFalls(@TempDir Path tmp) throws Exception {
+        Path plan = tmp.resolve("tiny.plan.json");
+        Result c = colliec("compile", "../models/llama.collie", "--preset", "tiny", "-o", plan.toString());
+        assertEquals(0, c.code(), c.err());
+        assertTrue(c.out().contains("107,328 parameters"), c.out());
+        Path data = tmp.resolve("data.jsonl");
+        StringBuilder rows = new StringBuilder();
+        for (var row : DemoRun.progressions(16, 24, 128, 3)) {
+            rows.append("{\"input_ids\": ").append(java.util.Arrays.toString(row.ids())).append("}\n");
+        }
+        Files.writeString(data, rows);
+        Result r = collie("run", plan.toString(), "--data", data.toString(), "--steps", "12", "--lr", "0.1",
+                "--batch-size", "4", "--clip-norm", "1.0");
+        assertEquals(0, r.code(), r.err());
+        List<Double> losses = new ArrayList<>();
+        Matcher m = Pattern.compile("loss ([0-9.]+)").matcher(r.out());
+        while (m.find()) {
+            losses.add(Double.parseDouble(m.group(1)));
+        }
+        assertEquals(12, losses.size(), r.out());
+        assertTrue(losses.getLast() < losses.getFirst() - 0.1, "loss must fall: " + losses);
+    }
+
+    @Test
+    void theEmbeddedDefaultTrainsWithoutArguments() {
+        StringWriter out = new StringWriter();
+        int code = DemoRun.run(new PrintWriter(out, true), 12);
+        assertEquals(0, code, out.toString());
+        assertTrue(out.toString().contains("random init"));
+    }
+
+    @Test
+    void userErrorsAreOneClearMessageWithoutAStackTrace(@TempDir Path tmp) throws Exception {
+        Path fixture = Fixtures.fixture("llama-tiny-a");
+        Result missingData = collie("run", "../models/llama.collie", "--checkpoint", fixture.toString());
+        assertEquals(2, missingData.code());
+        assertTrue(missingData.err().contains("--data is required"), missingData.err());
+
+        Result noFile = collie("run", tmp.resolve("nope.collie").toString(), "--data", "x.jsonl");
+        assertEquals(2, noFile.code());
+
+        Path bad = tmp.resolve("bad.jsonl");
+        Files.writeString(bad, "{\"input_ids\": [1, 2, 3]}\n{\"input_ids\": [1, 999]}\n");
+        Result badData = collie("run", "../models/llama.collie", "--checkpoint", fixture.toString(), "--data",
+                bad.toString());
+        assertEquals(1, badData.code());
+        assertEquals(bad + ":2: error: token id 999 at position 1 is outside the vocabulary [0, 128)\n",
+                badData.err());
+
+        Result badCheck = colliec("check", "../samples/errors/unknown_op.collie");
+        assertEquals(1, badCheck.code());
+        assertTrue(badCheck.err().startsWith("../samples/errors/unknown_op.collie:6:22: error: unknown op 'lineer'"),
+                badCheck.err());
+        for (Result r : List.of(missingData, noFile, badData, badCheck)) {
+            assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
+        }
+    }
+
+    @Test
+    void explainPrintsTheIrAfterEachPassAndGraphDrawsDot() {
+        Result e = colliec("explain", "../models/llama.collie", "--preset", "tiny");
+        assertEquals(0, e.code(), e.err());
+        for (String pass : List.of("BuildForwardGraph", "DifferentiateGraph", "ScheduleInPlaceUpdates",
+                "EliminateDeadCode")) {
+            assertTrue(e.out().contains("=== after " + pass), pass);
+        }
+        assertTrue(e.out().contains("sgd_update("));
+        Result g = colliec("graph", "../samples/gpt2.collie", "--preset", "tiny", "--dot");
+        assertEquals(0, g.code(), g.err());
+        assertTrue(g.out().startsWith("digraph \"train\" {") && g.out().contains("->"));
+    }
+}
