@@ -67,6 +67,9 @@ public final class Compiler {
         }
         Map<ProgramKind, Graph> programs = new EnumMap<>(ProgramKind.class);
         for (ProgramKind kind : ProgramKind.values()) {
+            if (kind == ProgramKind.DECODE && !dev.collie.compiler.passes.InsertKvCache.supports(forward)) {
+                continue;
+            }
             BiConsumer<String, Graph> dump = afterEachPass == null ? null
                     : (pass, g) -> afterEachPass.accept(kind.key() + ": " + pass, g);
             programs.put(kind, PassPipeline.run(forward, kind, dump, verify));

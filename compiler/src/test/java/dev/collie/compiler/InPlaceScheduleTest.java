@@ -82,7 +82,7 @@ class InPlaceScheduleTest {
         int updates = 0;
         for (int i = 0; i < g.nodes.size(); i++) {
             Node n = g.nodes.get(i);
-            if (!n.op.equals("sgd_update")) {
+            if (!n.op.equals("param_update")) {
                 continue;
             }
             updates++;
@@ -112,7 +112,7 @@ class InPlaceScheduleTest {
         assertTrue(clipAt > 0);
         for (int i = 0; i < g.nodes.size(); i++) {
             Node n = g.nodes.get(i);
-            if (n.op.equals("sgd_update")) {
+            if (n.op.equals("param_update")) {
                 assertTrue(i > clipAt, "no parameter may change before the norm is known");
             }
             if (n.op.equals("sq_norm_acc")) {
@@ -124,7 +124,8 @@ class InPlaceScheduleTest {
 
     @Test
     void passesRunInTheOneDeclaredOrder() {
-        assertEquals(List.of("DifferentiateGraph", "InsertNormClipping", "ScheduleInPlaceUpdates", "EliminateDeadCode"),
+        assertEquals(List.of("DifferentiateGraph", "InsertNormClipping", "InsertKvCache", "ScheduleInPlaceUpdates",
+                "EliminateDeadCode"),
                 PassPipeline.PASSES.stream().map(p -> p.name()).toList());
         assertTrue(new InsertNormClipping().appliesTo(ProgramKind.TRAIN_CLIPPED));
         assertTrue(!new InsertNormClipping().appliesTo(ProgramKind.TRAIN));
@@ -133,7 +134,7 @@ class InPlaceScheduleTest {
     @Test
     void verifierRejectsAReadAfterAnInPlaceUpdate() {
         Graph g = Compiler.compile(model("models/llama.collie", "tiny"), true, null).program(ProgramKind.TRAIN);
-        Node update = g.nodes.stream().filter(n -> n.op.equals("sgd_update")).findFirst().orElseThrow();
+        Node update = g.nodes.stream().filter(n -> n.op.equals("param_update")).findFirst().orElseThrow();
         g.nodes.remove(update);
         g.nodes.add(1 + g.nodes.indexOf(update.inputs.get(1).producer()) - 1, update);
         assertThrows(IllegalStateException.class, () -> GraphVerifier.verify(g, "a broken pass"));

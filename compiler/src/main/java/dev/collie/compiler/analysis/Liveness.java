@@ -38,7 +38,7 @@ public final class Liveness {
         graph.outputs.values().forEach(v -> lastUse.put(v, nodes.size()));
         for (int i = nodes.size() - 1; i >= 0; i--) {
             Node n = nodes.get(i);
-            if (n.op.equals("sgd_update") || n.op.equals("sq_norm_acc")) {
+            if (n.op.equals("param_update") || n.op.equals("sq_norm_acc")) {
                 parameterGradients.add(n.inputs.get(1));
             } else if (n.op.equals("add") && parameterGradients.contains(n.out())) {
                 parameterGradients.addAll(n.inputs);

@@ -90,10 +90,22 @@ public final class GradRules {
         RULES.put("layer_norm", (e, n, d) -> e.node("layer_norm_grad", Map.of("eps", n.attrs.get("eps")),
                 n.inputs.get(0), n.inputs.get(1), d.get(0)).outputs);
         // a rotation's gradient is the inverse rotation
-        RULES.put("rope", (e, n, d) -> of(e.op("rope", Map.of("theta", n.attrs.get("theta"),
-                "inverse", !n.boolAttr("inverse")), d.get(0))));
-        RULES.put("attention", (e, n, d) -> e.node("attention_grad", Map.of("causal", n.attrs.get("causal"),
-                "scale", n.attrs.get("scale")), n.inputs.get(0), n.inputs.get(1), n.inputs.get(2), d.get(0)).outputs);
+        RULES.put("rope", (e, n, d) -> {
+            Map<String, Object> attrs = Map.of("theta", n.attrs.get("theta"), "inverse", !n.boolAttr("inverse"));
+            Value dx = n.inputs.size() > 1 ? e.op("rope", attrs, d.get(0), n.inputs.get(1)) : e.op("rope", attrs, d.get(0));
+            return of(dx, null);
+        });
+        RULES.put("attention", (e, n, d) -> {
+            Map<String, Object> attrs = Map.of("causal", n.attrs.get("causal"), "scale", n.attrs.get("scale"));
+            List<Value> ins = new ArrayList<>(n.inputs.subList(0, 3));
+            ins.add(d.get(0));
+            if (n.inputs.size() > 3) {
+                ins.add(n.inputs.get(3));
+            }
+            List<Value> grads = new ArrayList<>(e.node("attention_grad", attrs, ins.toArray(Value[]::new)).outputs);
+            grads.add(null);
+            return grads;
+        });
         RULES.put("split_heads", (e, n, d) -> of(e.op("merge_heads", Map.of(), d.get(0))));
         RULES.put("merge_heads", (e, n, d) -> of(e.op("split_heads",
                 Map.of("heads", n.inputs.get(0).shape.dim(1).coeff()), d.get(0))));

@@ -107,7 +107,7 @@ public final class ColliecMain implements Runnable {
             PrintWriter out = spec.commandLine().getOut();
             out.printf("wrote %s: model '%s' (%s), %,d parameters in %d tensors%n", output, plan.model(), plan.origin(),
                     plan.parameterCount(), plan.params().size());
-            Map<String, Long> bt = Map.of("B", batch, "T", seq);
+            Map<String, Long> bt = Map.of("B", batch, "T", seq, "S", seq);
             long weights = Liveness.parameterBytes(plan.params());
             for (ProgramKind kind : ProgramKind.values()) {
                 Graph g = plan.program(kind);

@@ -66,6 +66,14 @@ public final class Graph {
         return null;
     }
 
+    /** Makes every reader of {@code old} (and the program outputs) read {@code replacement} instead. */
+    public void replaceAllUses(Value old, Value replacement) {
+        for (Node n : nodes) {
+            n.inputs.replaceAll(v -> v == old ? replacement : v);
+        }
+        outputs.replaceAll((k, v) -> v == old ? replacement : v);
+    }
+
     /** Every node that reads each value, in program order. */
     public Map<Value, List<Node>> users() {
         Map<Value, List<Node>> users = new HashMap<>();

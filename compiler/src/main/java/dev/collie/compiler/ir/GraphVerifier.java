@@ -51,7 +51,7 @@ public final class GraphVerifier {
                 }
                 defined.add(v);
             }
-            if (n.op.equals("sgd_update")) {
+            if (n.op.equals("param_update")) {
                 Value p = n.inputs.getFirst();
                 if (!p.producer().op.equals("param")) {
                     fail(after, n, "updates " + p.ref() + ", which is not a parameter");

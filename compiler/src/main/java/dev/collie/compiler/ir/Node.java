@@ -48,7 +48,7 @@ public final class Node {
 
     /** Ops that change state instead of (only) producing values; never removed as dead code. */
     public boolean hasSideEffects() {
-        return op.equals("sgd_update");
+        return op.equals("param_update") || op.equals("cached_attention");
     }
 
     @Override

@@ -424,15 +424,16 @@ public final class GraphBuilder {
             case "layer_norm" -> op(at, "layer_norm", List.of(tensor(args.get("x"), env),
                     tensor(args.get("weight"), env), tensor(args.get("bias"), env)),
                     Map.of("eps", floatArg(args.get("eps"), env)));
-            case "rope" -> op(at, "rope", List.of(tensor(args.get("x"), env)), Map.of("theta",
-                    args.get("theta") == null ? 10000.0 : floatArg(args.get("theta"), env), "inverse", false));
+            case "rope" -> op(at, "rope", withOptional(List.of(tensor(args.get("x"), env)), args.get("positions"), env),
+                    Map.of("theta", args.get("theta") == null ? 10000.0 : floatArg(args.get("theta"), env),
+                            "inverse", false));
             case "attention" -> {
                 Value q = tensor(args.get("q"), env);
                 boolean causal = args.get("causal") == null || evaluator(env).evalBool(args.get("causal"));
                 double scale = q.shape.rank() == 4 && q.shape.last().isConstant()
                         ? 1.0 / Math.sqrt(q.shape.last().coeff()) : 1.0;
-                yield op(at, "attention", List.of(q, tensor(args.get("k"), env), tensor(args.get("v"), env)),
-                        Map.of("causal", causal, "scale", scale));
+                yield op(at, "attention", withOptional(List.of(q, tensor(args.get("k"), env), tensor(args.get("v"), env)),
+                        args.get("segments"), env), Map.of("causal", causal, "scale", scale));
             }
             case "silu", "relu", "tanh", "exp", "softmax" -> op(at, c.callee(), List.of(tensor(args.get("x"), env)),
                     Map.of());
@@ -450,6 +451,15 @@ public final class GraphBuilder {
             case "positions" -> op(at, "positions", List.of(tensor(args.get("ids"), env)), Map.of());
             default -> throw new IllegalStateException("builtin without lowering: " + c.callee());
         };
+    }
+
+    private List<Value> withOptional(List<Value> inputs, Expr optional, Map<String, Object> env) {
+        if (optional == null) {
+            return inputs;
+        }
+        var all = new ArrayList<>(inputs);
+        all.add(tensor(optional, env));
+        return all;
     }
 
     private List<Value> split(Span at, Value x, long parts) {

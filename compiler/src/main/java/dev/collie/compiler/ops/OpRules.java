@@ -110,18 +110,38 @@ public final class OpRules {
         def("layer_norm_grad", 3, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
                 new Type(in.get(1).shape, DType.F32), new Type(in.get(1).shape, DType.F32)));
         // x [B, H, T, D] -> same, rotated pairwise by position
-        def("rope", 1, (in, a) -> {
+        // x [B, H, T, D], optional positions [B, T] int -> same, rotated pairwise by position
+        def("rope", 1, 2, (in, a) -> {
             Value x = rank(in.get(0), 4, "x");
             Dim d = x.shape.last();
             if (!d.isConstant() || d.coeff() % 2 != 0) {
                 throw new ShapeError("rope: head dimension " + d + " must be even");
             }
+            if (in.size() > 1) {
+                perToken(in.get(1), x, "rope: positions");
+            }
             return one(x.shape, DType.F32);
         });
-        // q [B, H, T, D], k [B, KV, T, D], v [B, KV, T, D] -> [B, H, T, D]
-        def("attention", 3, (in, a) -> one(attention(in), DType.F32));
-        def("attention_grad", 4, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
+        // q [B, H, T, D], k [B, KV, T, D], v [B, KV, T, D], optional segments [B, T] int -> [B, H, T, D]
+        def("attention", 3, 4, (in, a) -> {
+            if (in.size() > 3) {
+                perToken(in.get(3), in.get(0), "attention: segments");
+            }
+            return one(attention(in), DType.F32);
+        });
+        def("attention_grad", 4, 5, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
                 new Type(in.get(1).shape, DType.F32), new Type(in.get(2).shape, DType.F32)));
+        // Generation: q [B, H, Tn, D], k and v [B, KV, Tn, D], caches [B, KV, S, D] (written in place),
+        // positions [B, Tn] -> [B, H, Tn, D]
+        def("cached_attention", 6, (in, a) -> {
+            Value cache = rank(in.get(3), 4, "k_cache");
+            if (!cache.shape.equals(in.get(4).shape) || !cache.shape.dim(1).equals(in.get(1).shape.dim(1))) {
+                throw new ShapeError("cached_attention: caches " + cache.shape + " and " + in.get(4).shape
+                        + " do not fit keys " + in.get(1).shape);
+            }
+            perToken(in.get(5), in.get(0), "cached_attention: positions");
+            return one(attention(in.subList(0, 3)), DType.F32);
+        });
         // [B, T, H*D] -> [B, H, T, D]
         def("split_heads", 1, (in, a) -> {
             Value x = rank(in.get(0), 3, "x");
@@ -197,8 +217,8 @@ public final class OpRules {
             });
         }
         // Training: p -= lr * coef * g, in place. Inputs (p, g, lr) or (p, g, lr, coef).
-        def("sgd_update", 3, 4, (in, a) -> {
-            same("sgd_update", in.get(0), in.get(1));
+        def("param_update", 3, 4, (in, a) -> {
+            same("param_update", in.get(0), in.get(1));
             return List.of();
         });
         // acc + sum(g^2), scalar
@@ -263,6 +283,14 @@ public final class OpRules {
             throw new ShapeError(what + " must hold floats, got " + v.dtype.shortName() + " " + v.shape);
         }
         return v;
+    }
+
+    /** An int tensor [B, T] with one entry per token of x [B, H, T, D]. */
+    private static void perToken(Value v, Value x, String what) {
+        ints(v, what);
+        if (v.shape.rank() != 2 || !v.shape.dim(0).equals(x.shape.dim(0)) || !v.shape.dim(1).equals(x.shape.dim(2))) {
+            throw new ShapeError(what + " " + v.shape + " must be [batch, tokens] of " + x.shape);
+        }
     }
 
     private static void same(String op, Value a, Value b) {

@@ -11,7 +11,7 @@ import java.util.Map;
 
 /**
  * Appends the backward pass (reverse-mode autodiff from the per-op rule table) and one
- * {@code sgd_update(p, g, lr)} per parameter, all at the end of the program.
+ * {@code param_update(p, g, lr)} per parameter, all at the end of the program.
  *
  * Changes: adds an "lr" input, BACKWARD nodes and UPDATE nodes; drops every output but "loss".
  * Assumes: a forward graph whose "loss" output is a scalar. The result is correct but keeps every
@@ -37,7 +37,7 @@ public final class DifferentiateGraph implements Pass {
         Value lr = addScalarInput(g, "lr");
         Map<Value, Value> grads = GradRules.differentiate(g, loss);
         for (Map.Entry<Value, Value> e : grads.entrySet()) {
-            g.apply("sgd_update", List.of(e.getKey(), e.getValue(), lr), Map.of(), Role.UPDATE);
+            g.apply("param_update", List.of(e.getKey(), e.getValue(), lr), Map.of(), Role.UPDATE);
         }
     }
 

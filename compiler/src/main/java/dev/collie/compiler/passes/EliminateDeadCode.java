@@ -10,7 +10,7 @@ import java.util.Set;
  * Removes nodes whose results nobody reads: gradients of inputs that need none (the autodiff rules
  * emit both sides of a product), and forward values a program does not output.
  *
- * Changes: deletes nodes. Keeps inputs, parameters, side effects and program outputs.
+ * Changes: deletes nodes, unused inputs included. Keeps parameters, side effects and program outputs.
  */
 public final class EliminateDeadCode implements Pass {
 
@@ -29,8 +29,8 @@ public final class EliminateDeadCode implements Pass {
         Set<Value> live = new HashSet<>(g.outputs.values());
         for (int i = g.nodes.size() - 1; i >= 0; i--) {
             Node n = g.nodes.get(i);
-            boolean keep = n.hasSideEffects() || n.op.equals("input") || n.op.equals("param")
-                    || n.outputs.stream().anyMatch(live::contains);
+            // Unused inputs go too: a program's inputs are exactly what its caller must provide.
+            boolean keep = n.hasSideEffects() || n.op.equals("param") || n.outputs.stream().anyMatch(live::contains);
             if (keep) {
                 live.addAll(n.inputs);
             } else {

@@ -65,7 +65,7 @@ public final class InsertNormClipping implements Pass {
         }
         for (Node u : updates) {
             Value grad = copy.getOrDefault(u.inputs.get(1), u.inputs.get(1));
-            g.apply("sgd_update", List.of(u.inputs.get(0), grad, u.inputs.get(2), coef), Map.of(), Role.UPDATE,
+            g.apply("param_update", List.of(u.inputs.get(0), grad, u.inputs.get(2), coef), Map.of(), Role.UPDATE,
                     u.origin);
         }
     }

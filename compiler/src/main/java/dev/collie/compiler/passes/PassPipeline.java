@@ -11,6 +11,7 @@ public final class PassPipeline {
     public static final List<Pass> PASSES = List.of(
             new DifferentiateGraph(),
             new InsertNormClipping(),
+            new InsertKvCache(),
             new ScheduleInPlaceUpdates(),
             new EliminateDeadCode());
 

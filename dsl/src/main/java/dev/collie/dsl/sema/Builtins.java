@@ -68,10 +68,11 @@ public final class Builtins {
                 t("x"), t("weight"), c("eps", Kind.FLOAT));
         def("layer_norm", Kind.TENSOR, "(x - mean) / sqrt(var + eps) * weight + bias over the last axis",
                 t("x"), t("weight"), t("bias"), c("eps", Kind.FLOAT));
-        def("rope", Kind.TENSOR, "rotary position embedding of x [B, H, T, D], Hugging Face rotate_half convention",
-                t("x"), c("theta", Kind.FLOAT, 10000.0));
-        def("attention", Kind.TENSOR, "softmax(q k^T / sqrt(D) + mask) v; q [B, H, T, D], k and v [B, KV, T, D]",
-                t("q"), t("k"), t("v"), c("causal", Kind.BOOL, true));
+        def("rope", Kind.TENSOR, "rotary position embedding of x [B, H, T, D], Hugging Face rotate_half convention; "
+                + "positions [B, T] (default 0..T-1)", t("x"), c("theta", Kind.FLOAT, 10000.0), opt("positions"));
+        def("attention", Kind.TENSOR, "softmax(q k^T / sqrt(D) + mask) v; q [B, H, T, D], k and v [B, KV, T, D]; "
+                + "with segments [B, T] a token attends only within its segment (packed examples)",
+                t("q"), t("k"), t("v"), c("causal", Kind.BOOL, true), opt("segments"));
         def("silu", Kind.TENSOR, "x * sigmoid(x)", t("x"));
         def("gelu", Kind.TENSOR, "GELU, tanh approximation (gelu_new)", t("x"));
         def("relu", Kind.TENSOR, "max(x, 0)", t("x"));

@@ -25,12 +25,24 @@ public final class TokenizedDataset {
 
     public record Row(long[] ids, long[] labels, long line) {}
 
-    /** tokens and labels [B, T], owned by the caller. */
-    public record Batch(Tensor tokens, Tensor labels, int rows) implements AutoCloseable {
+    /**
+     * tokens, labels, positions and segments [B, T], owned by the caller. Padding has label -100,
+     * position 0 and segment -1, so no real token attends to it.
+     */
+    public record Batch(Tensor tokens, Tensor labels, Tensor positions, Tensor segments, int rows)
+            implements AutoCloseable {
+
+        /** The program inputs a batch provides, by name. */
+        public java.util.Map<String, Tensor> inputs() {
+            return java.util.Map.of("tokens", tokens, "labels", labels, "positions", positions, "segments", segments);
+        }
+
         @Override
         public void close() {
             tokens.free();
             labels.free();
+            positions.free();
+            segments.free();
         }
     }
 
@@ -161,12 +173,20 @@ public final class TokenizedDataset {
         int b = picked.size();
         long[] ids = new long[b * t];
         long[] labels = new long[b * t];
+        long[] positions = new long[b * t];
+        long[] segments = new long[b * t];
         java.util.Arrays.fill(labels, IGNORE);
+        java.util.Arrays.fill(segments, -1);
         for (int r = 0; r < b; r++) {
             Row row = picked.get(r);
             System.arraycopy(row.ids, 0, ids, r * t, row.ids.length);
             System.arraycopy(row.labels, 0, labels, r * t, row.labels.length);
+            for (int i = 0; i < row.ids.length; i++) {
+                positions[r * t + i] = i;
+                segments[r * t + i] = 0;
+            }
         }
-        return new Batch(Tensor.ofLongs(ids, b, t), Tensor.ofLongs(labels, b, t), b);
+        return new Batch(Tensor.ofLongs(ids, b, t), Tensor.ofLongs(labels, b, t), Tensor.ofLongs(positions, b, t),
+                Tensor.ofLongs(segments, b, t), b);
     }
 }

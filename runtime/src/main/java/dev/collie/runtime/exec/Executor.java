@@ -7,6 +7,8 @@ import dev.collie.compiler.ir.Node;
 import dev.collie.compiler.ir.Value;
 import dev.collie.compiler.passes.ProgramKind;
 import dev.collie.compiler.plan.Plan;
+import dev.collie.runtime.optim.Lomo;
+import dev.collie.runtime.optim.Optimizer;
 import dev.collie.runtime.tensor.Tensor;
 import java.util.Arrays;
 import java.util.HashMap;
@@ -26,6 +28,7 @@ public final class Executor {
     private final Backend backend;
     private final Map<ProgramKind, Liveness> liveness = new HashMap<>();
     private java.util.function.ObjIntConsumer<Tensor> gradientListener;
+    private Optimizer optimizer = new Lomo(0);
 
     public Executor(Plan plan, ParameterStore params, Backend backend) {
         this.plan = plan;
@@ -39,6 +42,14 @@ public final class Executor {
      */
     public void setGradientListener(java.util.function.ObjIntConsumer<Tensor> listener) {
         this.gradientListener = listener;
+    }
+
+    public void setOptimizer(Optimizer optimizer) {
+        this.optimizer = optimizer;
+    }
+
+    public Optimizer optimizer() {
+        return optimizer;
     }
 
     public Plan plan() {
@@ -77,10 +88,15 @@ public final class Executor {
                             out[k] = Tensor.allocate(v.shape.evaluate(bindings), v.dtype);
                             values.put(v, out[k]);
                         }
-                        if (gradientListener != null && n.op.equals("sgd_update")) {
-                            gradientListener.accept(in[1], (int) n.inputs.getFirst().producer().longAttr("index"));
+                        if (n.op.equals("param_update")) {
+                            int index = (int) n.inputs.getFirst().producer().longAttr("index");
+                            if (gradientListener != null) {
+                                gradientListener.accept(in[1], index);
+                            }
+                            optimizer.update(index, in[0], in[1], in[2].item(), in.length > 3 ? in[3].item() : 1.0);
+                        } else {
+                            backend.execute(n, in, out);
                         }
-                        backend.execute(n, in, out);
                     }
                 }
                 for (Value v : n.inputs) {

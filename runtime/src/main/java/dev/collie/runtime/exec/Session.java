@@ -151,9 +151,10 @@ public final class Session implements AutoCloseable {
         Tensor lrT = Tensor.scalar(lr);
         Tensor maxNorm = Tensor.scalar(clipNorm == null ? 0 : clipNorm);
         try {
-            Map<String, Tensor> inputs = clipNorm == null
-                    ? Map.of("tokens", batch.tokens(), "labels", batch.labels(), "lr", lrT)
-                    : Map.of("tokens", batch.tokens(), "labels", batch.labels(), "lr", lrT, "max_norm", maxNorm);
+            Map<String, Tensor> inputs = new java.util.HashMap<>(batch.inputs());
+            inputs.put("lr", lrT);
+            inputs.put("max_norm", maxNorm);
+            executor.optimizer().beginStep();
             Map<String, Tensor> out = executor.run(kind, inputs);
             try {
                 double loss = out.get("loss").item();
@@ -170,7 +171,7 @@ public final class Session implements AutoCloseable {
 
     /** Runs the eval program; the caller frees the returned tensors ("loss", and "logits" if declared). */
     public Map<String, Tensor> evaluate(TokenizedDataset.Batch batch) {
-        return executor.run(ProgramKind.EVAL, Map.of("tokens", batch.tokens(), "labels", batch.labels()));
+        return executor.run(ProgramKind.EVAL, batch.inputs());
     }
 
     public void save(Path dir, List<Path> extraFiles) {

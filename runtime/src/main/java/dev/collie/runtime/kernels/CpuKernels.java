@@ -358,6 +358,16 @@ public final class CpuKernels {
      */
     public static void rope(MemorySegment x, MemorySegment out, int B, int H, int T, int D,
                             double theta, boolean inverse) {
+        rope(x, out, B, H, T, D, theta, inverse, null);
+    }
+
+    /**
+     * As {@link #rope(MemorySegment, MemorySegment, int, int, int, int, double, boolean)}, with the
+     * position of each token read from {@code positions} [B,T] (int64) instead of being its index t:
+     * packed sequences restart positions at every example, and decoding continues after a cache.
+     */
+    public static void rope(MemorySegment x, MemorySegment out, int B, int H, int T, int D,
+                            double theta, boolean inverse, MemorySegment positions) {
         if (D % 2 != 0) {
             throw new IllegalArgumentException("rope needs an even head size, got D=" + D);
         }
@@ -365,12 +375,23 @@ public final class CpuKernels {
             throw new IllegalArgumentException("rope needs distinct x and out segments");
         }
         int half = D / 2;
-        // cos/sin tables [T, D/2]: the second half of each row repeats the first.
-        float[] cos = new float[T * half];
-        float[] sin = new float[T * half];
+        int maxPosition = T - 1;
+        if (positions != null) {
+            for (long i = 0; i < (long) B * T; i++) {
+                long p = positions.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, i);
+                if (p < 0 || p > Integer.MAX_VALUE / Math.max(1, half) - 1) {
+                    throw new IllegalArgumentException("position " + p + " is out of range");
+                }
+                maxPosition = Math.max(maxPosition, (int) p);
+            }
+        }
+        int rowsOfTable = maxPosition + 1;
+        // cos/sin tables [positions, D/2]: the second half of each row repeats the first.
+        float[] cos = new float[rowsOfTable * half];
+        float[] sin = new float[rowsOfTable * half];
         for (int j = 0; j < half; j++) {
             double invFreq = 1.0 / Math.pow(theta, (2.0 * j) / D);
-            for (int t = 0; t < T; t++) {
+            for (int t = 0; t < rowsOfTable; t++) {
                 double angle = t * invFreq;
                 cos[t * half + j] = (float) Math.cos(angle);
                 sin[t * half + j] = (float) (inverse ? -Math.sin(angle) : Math.sin(angle));
@@ -379,7 +400,10 @@ public final class CpuKernels {
         int rows = B * H * T;
         parallelFor(rows, (long) rows * D, row -> {
             long base = (long) row * D;
-            int tab = (row % T) * half;
+            int t = row % T;
+            int position = positions == null ? t
+                    : (int) positions.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, (long) (row / (H * T)) * T + t);
+            int tab = position * half;
             for (int j = 0; j < half; j++) {
                 float x1 = x.getAtIndex(F32, base + j);
                 float x2 = x.getAtIndex(F32, base + j + half);
@@ -412,6 +436,16 @@ public final class CpuKernels {
      */
     public static void attentionForward(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
                                         int B, int H, int KV, int T, int D, boolean causal, float scale) {
+        attentionForward(q, k, v, out, B, H, KV, T, D, causal, scale, null);
+    }
+
+    /**
+     * As above, with {@code segments} [B,T] (int64, or null): a query sees only keys of its own
+     * segment, so examples packed into one row do not attend to each other.
+     */
+    public static void attentionForward(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
+                                        int B, int H, int KV, int T, int D, boolean causal, float scale,
+                                        MemorySegment segments) {
         int group = queryHeadsPerKvHead(H, KV);
         parallelFor(B * H, (long) B * H * T * T * D, bh -> {
             int b = bh / H;
@@ -423,7 +457,7 @@ public final class CpuKernels {
             for (int t = 0; t < T; t++) {
                 long qRow = qBase + (long) t * D;
                 int len = causal ? t + 1 : T;
-                row.probabilities(q, qRow, k, kvBase, len, D, scale);
+                row.probabilities(q, qRow, k, kvBase, len, D, scale, segments, (long) b * T, t);
                 Arrays.fill(acc, 0f);
                 for (int u = 0; u < len; u++) {
                     axpy(row.probs[u], v, kvBase + (long) u * D, acc, D);
@@ -452,6 +486,14 @@ public final class CpuKernels {
     public static void attentionBackward(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment dout,
                                          MemorySegment dq, MemorySegment dk, MemorySegment dv,
                                          int B, int H, int KV, int T, int D, boolean causal, float scale) {
+        attentionBackward(q, k, v, dout, dq, dk, dv, B, H, KV, T, D, causal, scale, null);
+    }
+
+    /** Backward of the segment-masked forward; {@code segments} [B,T] or null. */
+    public static void attentionBackward(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment dout,
+                                         MemorySegment dq, MemorySegment dk, MemorySegment dv,
+                                         int B, int H, int KV, int T, int D, boolean causal, float scale,
+                                         MemorySegment segments) {
         int group = queryHeadsPerKvHead(H, KV);
         parallelFor(B * KV, (long) B * H * T * T * D, bkv -> {
             int b = bkv / KV;
@@ -467,7 +509,7 @@ public final class CpuKernels {
                 for (int t = 0; t < T; t++) {
                     long qRow = qBase + (long) t * D;
                     int len = causal ? t + 1 : T;
-                    row.probabilities(q, qRow, k, kvBase, len, D, scale);
+                    row.probabilities(q, qRow, k, kvBase, len, D, scale, segments, (long) b * T, t);
                     double rowSum = 0;
                     for (int u = 0; u < len; u++) {
                         dp[u] = dot(dout, qRow, v, kvBase + (long) u * D, D);
@@ -496,6 +538,55 @@ public final class CpuKernels {
         });
     }
 
+    /**
+     * Attention of new tokens against a key/value cache, for generation. Writes the new keys and
+     * values into the caches at their positions, then computes causal attention of each new query
+     * (at position p) over cached keys {@code [0, p]}. Positions of one row must be the next ones
+     * after what the cache holds.
+     *
+     * @param q         [B,H,Tn,D] new queries
+     * @param kNew      [B,KV,Tn,D] new keys; {@code vNew} likewise
+     * @param kCache    [B,KV,S,D] updated in place; {@code vCache} likewise
+     * @param positions [B,Tn] int64 absolute positions, each below S
+     * @param out       [B,H,Tn,D]
+     */
+    public static void cachedAttention(MemorySegment q, MemorySegment kNew, MemorySegment vNew, MemorySegment kCache,
+                                       MemorySegment vCache, MemorySegment positions, MemorySegment out,
+                                       int B, int H, int KV, int Tn, int S, int D, float scale) {
+        int group = queryHeadsPerKvHead(H, KV);
+        for (int b = 0; b < B; b++) {
+            for (int t = 0; t < Tn; t++) {
+                long p = positions.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, (long) b * Tn + t);
+                if (p < 0 || p >= S) {
+                    throw new IllegalArgumentException("position " + p + " does not fit the cache of " + S);
+                }
+                for (int h = 0; h < KV; h++) {
+                    long src = (((long) b * KV + h) * Tn + t) * D * 4;
+                    long dst = (((long) b * KV + h) * S + p) * D * 4;
+                    MemorySegment.copy(kNew, src, kCache, dst, (long) D * 4);
+                    MemorySegment.copy(vNew, src, vCache, dst, (long) D * 4);
+                }
+            }
+        }
+        parallelFor(B * H, (long) B * H * Tn * S * D, bh -> {
+            int b = bh / H;
+            int h = bh % H;
+            long kvBase = ((long) b * KV + h / group) * S * D;
+            AttentionRow row = new AttentionRow(S);
+            float[] acc = new float[D];
+            for (int t = 0; t < Tn; t++) {
+                long qRow = ((long) bh * Tn + t) * D;
+                int len = (int) positions.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, (long) b * Tn + t) + 1;
+                row.probabilities(q, qRow, kCache, kvBase, len, D, scale, null, 0, t);
+                Arrays.fill(acc, 0f);
+                for (int u = 0; u < len; u++) {
+                    axpy(row.probs[u], vCache, kvBase + (long) u * D, acc, D);
+                }
+                store(acc, out, qRow, false);
+            }
+        });
+    }
+
     /** Scratch for one softmax row of attention scores; one per task so tasks share nothing. */
     private static final class AttentionRow {
         final float[] scores;
@@ -508,16 +599,23 @@ public final class CpuKernels {
             probs = new float[T];
         }
 
-        /** Fills {@code probs[0, len)} with softmax over keys {@code [0, len)} of one query row. */
-        void probabilities(MemorySegment q, long qRow, MemorySegment k, long kvBase, int len, int D, float scale) {
+        /**
+         * Fills {@code probs[0, len)} with softmax over keys {@code [0, len)} of query t; with
+         * {@code segments}, keys of another segment than the query's get probability 0.
+         */
+        void probabilities(MemorySegment q, long qRow, MemorySegment k, long kvBase, int len, int D, float scale,
+                           MemorySegment segments, long segBase, int t) {
+            long own = segments == null ? 0 : segments.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, segBase + t);
             float max = Float.NEGATIVE_INFINITY;
             for (int u = 0; u < len; u++) {
-                scores[u] = dot(q, qRow, k, kvBase + (long) u * D, D) * scale;
+                boolean visible = segments == null
+                        || segments.getAtIndex(ValueLayout.JAVA_LONG_UNALIGNED, segBase + u) == own;
+                scores[u] = visible ? dot(q, qRow, k, kvBase + (long) u * D, D) * scale : Float.NEGATIVE_INFINITY;
                 max = Math.max(max, scores[u]);
             }
             double sum = 0;
             for (int u = 0; u < len; u++) {
-                exps[u] = Math.exp((double) scores[u] - max);
+                exps[u] = scores[u] == Float.NEGATIVE_INFINITY ? 0 : Math.exp((double) scores[u] - max);
                 sum += exps[u];
             }
             for (int u = 0; u < len; u++) {

@@ -151,7 +151,7 @@ class CliEndToEndTest {
                 "EliminateDeadCode")) {
             assertTrue(e.out().contains("=== after " + pass), pass);
         }
-        assertTrue(e.out().contains("sgd_update("));
+        assertTrue(e.out().contains("param_update("));
         Result g = colliec("graph", "../samples/gpt2.collie", "--preset", "tiny", "--dot");
         assertEquals(0, g.code(), g.err());
         assertTrue(g.out().startsWith("digraph \"train\" {") && g.out().contains("->"));

@@ -59,18 +59,25 @@ public final class CpuBackend implements Backend {
             case "rope" -> {
                 long[] s = in[0].shape;
                 CpuKernels.rope(in[0].data, out[0].data, (int) s[0], (int) s[1], (int) s[2], (int) s[3],
-                        n.doubleAttr("theta"), n.boolAttr("inverse"));
+                        n.doubleAttr("theta"), n.boolAttr("inverse"), in.length > 1 ? in[1].data : null);
             }
             case "attention" -> {
                 long[] q = in[0].shape;
                 CpuKernels.attentionForward(in[0].data, in[1].data, in[2].data, out[0].data, (int) q[0], (int) q[1],
-                        (int) in[1].shape[1], (int) q[2], (int) q[3], n.boolAttr("causal"), (float) n.doubleAttr("scale"));
+                        (int) in[1].shape[1], (int) q[2], (int) q[3], n.boolAttr("causal"), (float) n.doubleAttr("scale"),
+                        in.length > 3 ? in[3].data : null);
+            }
+            case "cached_attention" -> {
+                long[] q = in[0].shape;
+                CpuKernels.cachedAttention(in[0].data, in[1].data, in[2].data, in[3].data, in[4].data, in[5].data,
+                        out[0].data, (int) q[0], (int) q[1], (int) in[1].shape[1], (int) q[2], (int) in[3].shape[2],
+                        (int) q[3], (float) n.doubleAttr("scale"));
             }
             case "attention_grad" -> {
                 long[] q = in[0].shape;
                 CpuKernels.attentionBackward(in[0].data, in[1].data, in[2].data, in[3].data, out[0].data, out[1].data,
                         out[2].data, (int) q[0], (int) q[1], (int) in[1].shape[1], (int) q[2], (int) q[3],
-                        n.boolAttr("causal"), (float) n.doubleAttr("scale"));
+                        n.boolAttr("causal"), (float) n.doubleAttr("scale"), in.length > 4 ? in[4].data : null);
             }
             case "split_heads" -> {
                 // [B, T, H*D] -> [B, H, T, D]
@@ -117,7 +124,6 @@ public final class CpuBackend implements Backend {
             case "softmax" -> CpuKernels.softmaxForward(in[0].data, out[0].data, rows(in[0]), (int) last(in[0]));
             case "softmax_grad" -> CpuKernels.softmaxBackward(in[0].data, in[1].data, out[0].data, rows(in[0]),
                     (int) last(in[0]));
-            case "sgd_update" -> sgdUpdate(in);
             case "sq_norm_acc" -> {
                 double sum = 0;
                 Tensor g = in[1];
@@ -143,20 +149,6 @@ public final class CpuBackend implements Backend {
 
     private static int rows(Tensor t) {
         return (int) (t.numel() / last(t));
-    }
-
-    /** p -= (lr * coef) * g, rounding the step size to float first, as PyTorch does with a Python scalar. */
-    private static void sgdUpdate(Tensor[] in) {
-        Tensor p = in[0];
-        Tensor g = in[1];
-        double scale = in[2].item();
-        if (in.length > 3) {
-            scale *= in[3].item();
-        }
-        float step = (float) scale;
-        for (long i = 0, n = p.numel(); i < n; i++) {
-            p.data.setAtIndex(Tensor.F32, i, p.getFloat(i) - step * g.getFloat(i));
-        }
     }
 
     /** Suffix broadcasting: the smaller operand repeats over the leading dimensions of the larger. */
