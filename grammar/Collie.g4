@@ -17,6 +17,7 @@ item
     | blockDecl
     | forwardDecl
     | parallelSection
+    | trainSection
     ;
 
 // ---- hyper-parameters -------------------------------------------------------------------------
@@ -57,10 +58,11 @@ stmt
     | 'loss' expr                        # lossStmt
     ;
 
-// ---- parallel strategy --------------------------------------------------------------------------
-parallelSection : 'parallel' '{' parallelItem* '}' ;
-parallelItem    : ID '=' expr                      # parallelSetting
-                | ID '{' parallelItem* '}'         # parallelGroup
+// ---- settings: the parallel strategy and the training recipe --------------------------------------
+parallelSection : 'parallel' '{' settingItem* '}' ;
+trainSection    : 'train' '{' settingItem* '}' ;
+settingItem     : ID '=' expr                      # setting
+                | ID '{' settingItem* '}'          # settingGroup
                 ;
 
 // ---- expressions (precedence climbs downwards) --------------------------------------------------

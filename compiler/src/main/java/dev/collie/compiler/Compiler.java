@@ -81,6 +81,6 @@ public final class Compiler {
         Map<String, String> configKeys = new LinkedHashMap<>();
         model.file().config().forEach(c -> configKeys.put(c.hyper(), c.key()));
         return new Plan(model.file().modelName(), model.file().source().name(), model.origin(), hyper, parallel,
-                configKeys, forward.params, programs);
+                model.train(), configKeys, forward.params, programs);
     }
 }

@@ -31,6 +31,7 @@ final class AstBuilder {
         var blocks = new ArrayList<Decl.Block>();
         Decl.Forward forward = null;
         Decl.Parallel parallel = null;
+        Decl.Train train = null;
         for (ItemContext item : ctx.item()) {
             if (item.hyperSection() != null) {
                 item.hyperSection().hyperDecl().forEach(h -> hypers.add(hyper(h)));
@@ -61,15 +62,25 @@ final class AstBuilder {
                     throw CollieException.at(span(item.parallelSection().start),
                             "the model already has a parallel section (at " + parallel.span() + ")");
                 }
-                var settings = new ArrayList<Decl.ParallelSetting>();
-                for (ParallelItemContext p : item.parallelSection().parallelItem()) {
-                    parallelItem(p, List.of(), settings);
+                var settings = new ArrayList<Decl.Setting>();
+                for (SettingItemContext p : item.parallelSection().settingItem()) {
+                    settingItem(p, List.of(), settings);
                 }
                 parallel = new Decl.Parallel(span(item.parallelSection().start), settings);
+            } else if (item.trainSection() != null) {
+                if (train != null) {
+                    throw CollieException.at(span(item.trainSection().start),
+                            "the model already has a train section (at " + train.span() + ")");
+                }
+                var settings = new ArrayList<Decl.Setting>();
+                for (SettingItemContext p : item.trainSection().settingItem()) {
+                    settingItem(p, List.of(), settings);
+                }
+                train = new Decl.Train(span(item.trainSection().start), settings);
             }
         }
         return new ModelFile(source, span(ctx.modelHeader().ID().getSymbol()), ctx.modelHeader().ID().getText(),
-                hypers, presets, config, requires, lets, params, blocks, forward, parallel);
+                hypers, presets, config, requires, lets, params, blocks, forward, parallel, train);
     }
 
     private Decl.Hyper hyper(HyperDeclContext h) {
@@ -158,21 +169,21 @@ final class AstBuilder {
         };
     }
 
-    private void parallelItem(ParallelItemContext p, List<String> prefix, List<Decl.ParallelSetting> out) {
+    private void settingItem(SettingItemContext p, List<String> prefix, List<Decl.Setting> out) {
         switch (p) {
-            case ParallelSettingContext s -> {
+            case SettingContext s -> {
                 var path = new ArrayList<>(prefix);
                 path.add(s.ID().getText());
-                out.add(new Decl.ParallelSetting(span(s.ID().getSymbol()), List.copyOf(path), expr(s.expr())));
+                out.add(new Decl.Setting(span(s.ID().getSymbol()), List.copyOf(path), expr(s.expr())));
             }
-            case ParallelGroupContext g -> {
+            case SettingGroupContext g -> {
                 var path = new ArrayList<>(prefix);
                 path.add(g.ID().getText());
-                for (ParallelItemContext inner : g.parallelItem()) {
-                    parallelItem(inner, path, out);
+                for (SettingItemContext inner : g.settingItem()) {
+                    settingItem(inner, path, out);
                 }
             }
-            default -> throw new IllegalStateException("unknown parallel item");
+            default -> throw new IllegalStateException("unknown setting");
         }
     }
 

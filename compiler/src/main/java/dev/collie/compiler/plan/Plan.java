@@ -11,12 +11,13 @@ import java.util.Map;
  * hyper-parameters, its parameter table (names, checkpoint names, layouts, initialisers) and one
  * compiled program per {@link ProgramKind}. Shapes keep the batch symbols B and T open.
  *
+ * @param train      the file's train section (settings checked against TrainSchema)
  * @param configKeys hyper-parameter to Hugging Face config.json key, to check a checkpoint against
  *                   the plan and to write config.json on save
  */
 public record Plan(String model, String source, String origin, Map<String, Object> hyper,
-                   Map<String, Object> parallel, Map<String, String> configKeys, List<ParamInfo> params,
-                   Map<ProgramKind, Graph> programs) {
+                   Map<String, Object> parallel, Map<String, Object> train, Map<String, String> configKeys,
+                   List<ParamInfo> params, Map<ProgramKind, Graph> programs) {
 
     public static final String FORMAT = "collie-plan/1";
 

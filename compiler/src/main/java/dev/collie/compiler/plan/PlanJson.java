@@ -42,6 +42,7 @@ public final class PlanJson {
         root.put("origin", plan.origin());
         root.set("hyper", JSON.valueToTree(plan.hyper()));
         root.set("parallel", JSON.valueToTree(plan.parallel()));
+        root.set("train", JSON.valueToTree(plan.train()));
         root.set("config_keys", JSON.valueToTree(plan.configKeys()));
         ArrayNode params = root.putArray("params");
         for (ParamInfo p : plan.params()) {
@@ -142,6 +143,7 @@ public final class PlanJson {
             }
             return new Plan(root.get("model").asText(), root.get("source").asText(), root.get("origin").asText(),
                     scalars(root.get("hyper")), scalars(root.get("parallel")),
+                    root.has("train") ? scalars(root.get("train")) : Map.of(),
                     JSON.convertValue(root.get("config_keys"), LinkedHashMap.class), params, programs);
         } catch (RuntimeException e) {
             if (e instanceof CollieException ce) {

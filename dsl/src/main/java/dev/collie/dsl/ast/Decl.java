@@ -48,7 +48,11 @@ public sealed interface Decl {
     record Block(Span span, String name, String indexName, Expr repeat, List<Param> params, List<Let> lets,
                  Forward forward) implements Decl {}
 
-    record ParallelSetting(Span span, List<String> path, Expr value) implements Decl {}
+    /** {@code key = value} or {@code group { key = value }} in a parallel or train section; path is [group, key]. */
+    record Setting(Span span, List<String> path, Expr value) implements Decl {}
 
-    record Parallel(Span span, List<ParallelSetting> settings) implements Decl {}
+    record Parallel(Span span, List<Setting> settings) implements Decl {}
+
+    /** The training recipe: optimizer, schedule, batch, evaluation and saving (keys in TrainSchema). */
+    record Train(Span span, List<Setting> settings) implements Decl {}
 }

@@ -8,4 +8,4 @@ import java.util.List;
 public record ModelFile(SourceFile source, Span span, String modelName, List<Decl.Hyper> hypers,
                         List<Decl.Preset> presets, List<Decl.ConfigKey> config, List<Decl.Require> requires,
                         List<Decl.Let> lets, List<Decl.Param> params, List<Decl.Block> blocks,
-                        Decl.Forward forward, Decl.Parallel parallel) {}
+                        Decl.Forward forward, Decl.Parallel parallel, Decl.Train train) {}

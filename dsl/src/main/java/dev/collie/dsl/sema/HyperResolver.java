@@ -128,7 +128,28 @@ public final class HyperResolver {
                 }
             }
         }
-        return new ResolvedModel(file, origin, hyper, java.util.Collections.unmodifiableMap(constants), parallel);
+        return new ResolvedModel(file, origin, hyper, java.util.Collections.unmodifiableMap(constants), parallel,
+                resolveTrain(file, withParallel));
+    }
+
+    /** The train section's settings, checked against {@link TrainSchema}; keys are dotted paths. */
+    private static Map<String, Object> resolveTrain(ModelFile file, ConstEvaluator eval) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        if (file.train() == null) {
+            return out;
+        }
+        for (Decl.Setting s : file.train().settings()) {
+            String key = String.join(".", s.path());
+            Object v = eval.eval(s.value()).toJava();
+            String problem = TrainSchema.check(key, v);
+            if (problem != null) {
+                throw CollieException.at(TrainSchema.get(key) == null ? s.span() : s.value().span(), problem);
+            }
+            if (out.put(key, TrainSchema.normalise(key, v)) != null) {
+                throw CollieException.at(s.span(), "train setting '" + key + "' is set twice");
+            }
+        }
+        return java.util.Collections.unmodifiableMap(out);
     }
 
     private static Decl.Assign assignOf(Decl.Preset p, String name) {
@@ -198,7 +219,7 @@ public final class HyperResolver {
         }
         ConstEvaluator eval = new ConstEvaluator(constants::get, Map.of());
         Map<String, Span> seen = new LinkedHashMap<>();
-        for (Decl.ParallelSetting s : file.parallel().settings()) {
+        for (Decl.Setting s : file.parallel().settings()) {
             String key = String.join(".", s.path());
             if (!PARALLEL_DEFAULTS.containsKey(key)) {
                 throw CollieException.at(s.span(), "unknown parallel setting '" + key + "' (known: "
@@ -243,7 +264,7 @@ public final class HyperResolver {
             return fallback;
         }
         return file.parallel().settings().stream().filter(s -> String.join(".", s.path()).equals(key))
-                .map(Decl.ParallelSetting::span).findFirst().orElse(fallback);
+                .map(Decl.Setting::span).findFirst().orElse(fallback);
     }
 
     /** The span of the first token of an expression (binary nodes carry their operator's span). */

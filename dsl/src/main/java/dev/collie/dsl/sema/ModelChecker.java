@@ -82,7 +82,12 @@ public final class ModelChecker {
             checkConstExpr(r.condition(), constants.keySet(), null);
         }
         if (file.parallel() != null) {
-            for (Decl.ParallelSetting s : file.parallel().settings()) {
+            for (Decl.Setting s : file.parallel().settings()) {
+                checkConstExpr(s.value(), constants.keySet(), null);
+            }
+        }
+        if (file.train() != null) {
+            for (Decl.Setting s : file.train().settings()) {
                 checkConstExpr(s.value(), constants.keySet(), null);
             }
         }

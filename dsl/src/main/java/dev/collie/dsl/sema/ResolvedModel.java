@@ -8,7 +8,7 @@ import java.util.Map;
  * what the compiler lowers. {@code origin} says where the values came from (preset, config.json).
  */
 public record ResolvedModel(ModelFile file, String origin, Map<String, Value> hyper, Map<String, Value> constants,
-                            Map<String, Value> parallel) {
+                            Map<String, Value> parallel, Map<String, Object> train) {
 
     public ConstEvaluator evaluator() {
         return new ConstEvaluator(constants::get, parallel);

@@ -3,26 +3,40 @@ package dev.collie.runtime.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.collie.compiler.cli.CliSupport;
-import dev.collie.runtime.data.TokenizedDataset;
+import dev.collie.runtime.data.ChatTemplate;
+import dev.collie.runtime.data.Example;
+import dev.collie.runtime.data.FormatOptions;
+import dev.collie.runtime.data.JsonlExamples;
 import dev.collie.runtime.exec.Session;
-import dev.collie.runtime.tensor.NativeMemory;
-import dev.collie.runtime.tensor.Tensor;
+import dev.collie.runtime.generate.Generator;
+import dev.collie.runtime.generate.Sampling;
+import dev.collie.runtime.optim.Optimizers;
+import dev.collie.runtime.tokenizer.Tokenizer;
+import dev.collie.runtime.tokenizer.Tokenizers;
+import dev.collie.runtime.train.Evaluator;
+import dev.collie.runtime.train.TrainSettings;
+import dev.collie.runtime.train.Trainer;
+import java.io.PrintStream;
 import java.io.PrintWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.ForkJoinPool;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 import picocli.CommandLine.Spec;
 
-/** `collie`: train and evaluate models compiled from `.collie` files. */
+/** `collie`: fine-tune, evaluate and generate with models compiled from `.collie` files. */
 @Command(name = "collie", mixinStandardHelpOptions = true, version = "collie 0.1.0",
-        description = "Full-parameter fine-tuning with in-place SGD.",
-        subcommands = {CollieMain.Run.class, CollieMain.Eval.class})
+        description = "Full-parameter fine-tuning with optimizers fused into the backward pass.",
+        subcommands = {CollieMain.Run.class, CollieMain.Eval.class, CollieMain.Generate.class})
 public final class CollieMain implements Runnable {
 
     @Spec
@@ -49,29 +63,36 @@ public final class CollieMain implements Runnable {
         @Option(names = "--set", paramLabel = "KEY=VALUE", description = "override one hyper-parameter")
         List<String> sets;
 
-        @Option(names = "--seed", defaultValue = "0", description = "seed for initialisation without a checkpoint "
-                + "(default ${DEFAULT-VALUE})")
-        long seed;
+        @Option(names = "--seed", description = "seed for initialisation, shuffling and sampling (default 0)")
+        Long seed;
 
-        Session open(Path model) {
-            if (checkpoint != null && !Files.isDirectory(checkpoint)) {
-                throw new CliSupport.UsageError("--checkpoint " + checkpoint
-                        + ": " + (Files.exists(checkpoint) ? "not a directory" : "no such directory"));
+        Session open(Path model, Path weights) {
+            if (weights != null && !Files.isDirectory(weights)) {
+                throw new CliSupport.UsageError("checkpoint " + weights + ": "
+                        + (Files.exists(weights) ? "not a directory" : "no such directory"));
             }
-            return Session.open(Session.ModelSpec.of(model, preset, CliSupport.sets(sets)), checkpoint, seed);
+            return Session.open(Session.ModelSpec.of(model, preset, CliSupport.sets(sets)), weights,
+                    seed == null ? 0 : seed);
         }
     }
 
-    static void requireFile(Path p, String option) {
-        if (!Files.exists(p)) {
-            throw new CliSupport.UsageError(option + " " + p
-                    + ": no such file");
+    static void requireFile(Path p, String what) {
+        if (p != null && !Files.exists(p)) {
+            throw new CliSupport.UsageError(what + " " + p + ": no such file");
         }
     }
 
-    @Command(name = "run", mixinStandardHelpOptions = true,
-            description = {"Train every parameter with in-place SGD (LOMO).",
-                    "With no arguments: a built-in demo that trains a small LLaMA on synthetic data."})
+    /** The checkpoint's tokenizer.json, or bytes; "byte" forces bytes. */
+    static Tokenizer tokenizerFor(String choice, Path checkpoint) {
+        if ("byte".equals(choice) || checkpoint == null || !Files.exists(checkpoint.resolve("tokenizer.json"))) {
+            return Tokenizers.byteLevel();
+        }
+        return Tokenizers.load(checkpoint);
+    }
+
+    @Command(name = "run", mixinStandardHelpOptions = true, sortOptions = false,
+            description = {"Fine-tune every parameter, each updated the moment its gradient is complete.",
+                    "With no arguments: a built-in demo that teaches a small LLaMA a task and shows its accuracy."})
     static final class Run implements Callable<Integer> {
         @Parameters(index = "0", arity = "0..1", paramLabel = "FILE|PLAN", description = "a .collie file or a plan")
         Path model;
@@ -79,81 +100,150 @@ public final class CollieMain implements Runnable {
         @CommandLine.Mixin
         ModelOptions modelOptions = new ModelOptions();
 
-        @Option(names = "--data", paramLabel = "FILE.jsonl", description = "pre-tokenized rows {\"input_ids\", \"labels\"}")
-        Path data;
+        @Option(names = "--data", paramLabel = "FILE.jsonl",
+                description = "training data: {\"text\"}, {\"prompt\",\"response\"}, {\"messages\"} or {\"input_ids\",\"labels\"} rows")
+        String data;
 
-        @Option(names = "--steps", defaultValue = "1", description = "training steps (default ${DEFAULT-VALUE})")
-        int steps;
+        @Option(names = "--eval-data", paramLabel = "FILE.jsonl", description = "held-out data for evaluation")
+        String evalData;
 
-        @Option(names = "--lr", defaultValue = "1e-3", description = "learning rate (default ${DEFAULT-VALUE})")
-        double lr;
+        @Option(names = "--run-config", paramLabel = "FILE.json", description = "training settings (JSON); flags override")
+        Path runConfig;
 
-        @Option(names = "--batch-size", defaultValue = "1", description = "rows per step (default ${DEFAULT-VALUE})")
-        int batchSize;
+        @Option(names = "--output", paramLabel = "DIR", description = "run folder (default runs/<model>-<time>)")
+        Path output;
 
-        @Option(names = "--clip-norm", description = "clip the global gradient norm (LOMO's two-pass form)")
-        Double clipNorm;
-
-        @Option(names = "--save", paramLabel = "DIR", description = "write a Hugging Face checkpoint at the end")
+        @Option(names = "--save", paramLabel = "DIR", description = "where the final checkpoint goes (default <output>/final)")
         Path save;
+
+        @Option(names = "--resume", paramLabel = "DIR", description = "continue from a checkpoint this command saved")
+        Path resume;
+
+        @Option(names = "--steps") Long steps;
+        @Option(names = "--epochs") Long epochs;
+        @Option(names = "--lr") Double lr;
+        @Option(names = "--optimizer", description = "lomo or adalomo") String optimizer;
+        @Option(names = "--schedule", description = "constant, linear or cosine") String schedule;
+        @Option(names = "--warmup-steps") Long warmupSteps;
+        @Option(names = "--min-lr") Double minLr;
+        @Option(names = "--batch-size") Long batchSize;
+        @Option(names = "--max-length", description = "longest row in tokens") Long maxLength;
+        @Option(names = "--clip-norm") Double clipNorm;
+        @Option(names = "--weight-decay") Double weightDecay;
+        @Option(names = "--gradient-accumulation", description = "must be 1 (see the message if not)") Long accumulation;
+        @Option(names = "--pack", arity = "0..1", fallbackValue = "true") Boolean pack;
+        @Option(names = "--shuffle", arity = "0..1", fallbackValue = "true") Boolean shuffle;
+        @Option(names = "--eval-every") Long evalEvery;
+        @Option(names = "--eval-fraction") Double evalFraction;
+        @Option(names = "--eval-prompts") Long evalPrompts;
+        @Option(names = "--save-every") Long saveEvery;
+        @Option(names = "--tokenizer", description = "auto or byte") String tokenizer;
+        @Option(names = "--max-new-tokens") Long maxNewTokens;
+        @Option(names = "--temperature") Double temperature;
+        @Option(names = "--top-k") Long topK;
+        @Option(names = "--top-p") Double topP;
+        @Option(names = "--threads") Long threads;
+        @Option(names = "--quiet", description = "plain log lines instead of a progress bar") boolean quiet;
 
         @Spec
         CommandLine.Model.CommandSpec spec;
 
+        Map<String, Object> flags() {
+            Map<String, Object> f = new LinkedHashMap<>();
+            put(f, "data", data);
+            put(f, "eval_data", evalData);
+            put(f, "steps", steps);
+            put(f, "epochs", epochs);
+            put(f, "lr", lr);
+            put(f, "optimizer", optimizer);
+            put(f, "schedule", schedule);
+            put(f, "warmup_steps", warmupSteps);
+            put(f, "min_lr", minLr);
+            put(f, "batch_size", batchSize);
+            put(f, "max_length", maxLength);
+            put(f, "clip_norm", clipNorm);
+            put(f, "weight_decay", weightDecay);
+            put(f, "gradient_accumulation", accumulation);
+            put(f, "pack", pack);
+            put(f, "shuffle", shuffle);
+            put(f, "eval_every", evalEvery);
+            put(f, "eval_fraction", evalFraction);
+            put(f, "eval_prompts", evalPrompts);
+            put(f, "save_every", saveEvery);
+            put(f, "tokenizer", tokenizer);
+            put(f, "max_new_tokens", maxNewTokens);
+            put(f, "temperature", temperature);
+            put(f, "top_k", topK);
+            put(f, "top_p", topP);
+            put(f, "threads", threads);
+            put(f, "seed", modelOptions.seed);
+            if (quiet) {
+                f.put("quiet", true);
+            }
+            return f;
+        }
+
+        private static void put(Map<String, Object> f, String key, Object value) {
+            if (value != null) {
+                f.put(key, value);
+            }
+        }
+
         @Override
-        public Integer call() {
-            PrintWriter out = spec.commandLine().getOut();
+        public Integer call() throws Exception {
+            PrintStream out = new PrintStream(new WriterOutputStream(spec.commandLine().getOut()), true);
             if (model == null) {
-                if (data != null || modelOptions.checkpoint != null) {
-                    throw new CliSupport.UsageError("FILE|PLAN is required with --data or "
-                            + "--checkpoint");
+                if (data != null || modelOptions.checkpoint != null || resume != null) {
+                    throw new CliSupport.UsageError("FILE|PLAN is required with --data, --checkpoint or --resume");
                 }
-                return DemoRun.run(out);
+                return DemoRun.run(out, DemoRun.DEFAULT_BUDGET_SECONDS, output);
             }
             requireFile(model, "model");
-            if (data == null) {
-                throw new CliSupport.UsageError("--data is required");
+            requireFile(runConfig, "--run-config");
+            if (resume != null && !Files.isDirectory(resume)) {
+                throw new CliSupport.UsageError("--resume " + resume + ": no such directory");
             }
-            requireFile(data, "--data");
-            if (steps < 1 || batchSize < 1 || !(lr > 0) || (clipNorm != null && !(clipNorm > 0))) {
-                throw new CliSupport.UsageError("--steps and --batch-size must be at least 1; --lr and --clip-norm must be positive");
-            }
-            try (Session session = modelOptions.open(model)) {
-                TokenizedDataset dataset = TokenizedDataset.read(data, session.vocabSize(), session.maxSequence());
-                out.printf("model '%s' (%s): %,d parameters; data %s: %d rows%n", session.plan().model(),
-                        session.plan().origin(), session.plan().parameterCount(), data, dataset.size());
-                train(session, dataset, steps, batchSize, lr, clipNorm, out);
-                if (save != null) {
-                    session.save(save, List.of());
-                    out.println("saved checkpoint to " + save);
+            Path weights = resume != null ? resume : modelOptions.checkpoint;
+            try (Session session = modelOptions.open(model, weights)) {
+                TrainSettings settings = TrainSettings.resolve(session.plan().train(), runConfig, flags());
+                requireFile(Path.of(settings.string("data").isEmpty() ? "." : settings.string("data")), "--data");
+                Path dir = output != null ? output : Path.of("runs", session.plan().model() + "-"
+                        + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));
+                try (Tokenizer tok = tokenizerFor(settings.string("tokenizer"), weights)) {
+                    out.printf("model '%s' (%s): %,d parameters; output %s%n", session.plan().model(),
+                            session.plan().origin(), session.plan().parameterCount(), dir);
+                    Trainer trainer = new Trainer(session, settings, tok, Optimizers.create(settings, session.params()),
+                            dir, resume, save, out);
+                    Trainer.Outcome outcome = inPool((int) settings.integer("threads"), trainer::run);
+                    out.printf("trained steps %d..%d: loss %.4f -> %.4f; checkpoint %s; metrics %s; plot %s%n",
+                            outcome.firstStep(), outcome.lastStep(), outcome.firstLoss(), outcome.lastLoss(),
+                            outcome.finalCheckpoint(), dir.resolve("metrics.jsonl"), dir.resolve("loss.png"));
                 }
             }
             return 0;
         }
     }
 
-    /** The step loop shared by `collie run` and the demo; prints one line per step. */
-    static double train(Session session, TokenizedDataset data, int steps, int batchSize, double lr, Double clipNorm,
-                        PrintWriter out) {
-        double last = Double.NaN;
-        for (int step = 1; step <= steps; step++) {
-            long start = System.nanoTime();
-            try (TokenizedDataset.Batch batch = data.next(batchSize)) {
-                Session.StepResult r = session.trainStep(batch, lr, clipNorm);
-                double seconds = (System.nanoTime() - start) / 1e9;
-                long tokens = batch.tokens().numel();
-                out.printf("step %d/%d  loss %.6f%s  lr %g  %.0f tokens/s  mem %.1f MiB%n", step, steps, r.loss(),
-                        Double.isNaN(r.gradNorm()) ? "" : String.format("  grad_norm %.4f", r.gradNorm()), lr,
-                        tokens / seconds, NativeMemory.peakBytes() / (1024.0 * 1024.0));
-                out.flush();
-                last = r.loss();
-            }
+    /** Runs {@code body} with kernels on {@code threads} threads (0: the common pool, all cores). */
+    static <T> T inPool(int threads, Callable<T> body) throws Exception {
+        if (threads <= 0) {
+            return body.call();
         }
-        return last;
+        ForkJoinPool pool = new ForkJoinPool(threads);
+        try {
+            return pool.submit(body).get();
+        } catch (java.util.concurrent.ExecutionException e) {
+            if (e.getCause() instanceof Exception cause) {
+                throw cause;
+            }
+            throw e;
+        } finally {
+            pool.shutdown();
+        }
     }
 
     @Command(name = "eval", mixinStandardHelpOptions = true,
-            description = "Print the mean loss over a data file as JSON: {\"loss\": ...}.")
+            description = "Loss, perplexity and (for prompt/response data) exact match, as JSON on stdout.")
     static final class Eval implements Callable<Integer> {
         @Parameters(index = "0", paramLabel = "FILE|PLAN")
         Path model;
@@ -167,55 +257,106 @@ public final class CollieMain implements Runnable {
         @Option(names = "--batch-size", defaultValue = "8", description = "rows per forward (default ${DEFAULT-VALUE})")
         int batchSize;
 
+        @Option(names = "--max-length", defaultValue = "2048", description = "longer rows are truncated")
+        int maxLength;
+
+        @Option(names = "--eval-prompts", defaultValue = "0", description = "examples to generate answers for")
+        int prompts;
+
+        @Option(names = "--tokenizer", defaultValue = "auto")
+        String tokenizer;
+
         @Spec
         CommandLine.Model.CommandSpec spec;
 
         @Override
-        public Integer call() throws Exception {
+        public Integer call() {
             requireFile(model, "model");
             requireFile(data, "--data");
-            try (Session session = modelOptions.open(model)) {
-                TokenizedDataset dataset = TokenizedDataset.read(data, session.vocabSize(), session.maxSequence());
-                EvalResult r = evaluate(session, dataset, batchSize);
+            try (Session session = modelOptions.open(model, modelOptions.checkpoint);
+                 Tokenizer tok = tokenizerFor(tokenizer, modelOptions.checkpoint)) {
+                int length = session.maxSequence() > 0 ? (int) Math.min(maxLength, session.maxSequence()) : maxLength;
+                List<Example> examples = JsonlExamples.read(data, tok, ChatTemplate.defaults(),
+                        new FormatOptions((int) session.vocabSize(), length, true));
+                Generator generator = prompts > 0 && session.canGenerate() ? new Generator(session.executor(),
+                        length + 65) : null;
+                Evaluator.Result r;
+                try {
+                    r = new Evaluator(session, tok, batchSize).evaluate(examples, prompts, Sampling.greedy(64), generator);
+                } finally {
+                    if (generator != null) {
+                        generator.close();
+                    }
+                }
                 ObjectNode json = new ObjectMapper().createObjectNode();
-                json.put("loss", r.loss);
-                json.put("perplexity", Math.exp(r.loss));
-                json.put("tokens", r.tokens);
+                json.put("loss", r.loss());
+                json.put("perplexity", r.perplexity());
+                json.put("tokens", r.tokens());
+                if (r.scored() > 0) {
+                    json.put("exact_match", r.exactMatch());
+                    json.put("scored", r.scored());
+                }
                 spec.commandLine().getOut().println(json);
             }
             return 0;
         }
     }
 
-    record EvalResult(double loss, long tokens) {}
+    @Command(name = "generate", mixinStandardHelpOptions = true,
+            description = "Continue a prompt, printing tokens as they are produced.")
+    static final class Generate implements Callable<Integer> {
+        @Parameters(index = "0", paramLabel = "FILE|PLAN")
+        Path model;
 
-    /**
-     * Mean loss over every row: each batch's mean weighted by its number of predicted tokens (labels
-     * after the first position that are not -100), so the result does not depend on the batch size.
-     */
-    static EvalResult evaluate(Session session, TokenizedDataset data, int batchSize) {
-        double weighted = 0;
-        long tokens = 0;
-        List<TokenizedDataset.Row> rows = data.rows();
-        for (int start = 0; start < rows.size(); start += batchSize) {
-            List<TokenizedDataset.Row> part = rows.subList(start, Math.min(rows.size(), start + batchSize));
-            long count = part.stream().mapToLong(r -> {
-                long c = 0;
-                for (int i = 1; i < r.labels().length; i++) {
-                    c += r.labels()[i] == TokenizedDataset.IGNORE ? 0 : 1;
+        @CommandLine.Mixin
+        ModelOptions modelOptions = new ModelOptions();
+
+        @Option(names = "--prompt", required = true)
+        String prompt;
+
+        @Option(names = "--chat", description = "wrap the prompt as a user turn of the default chat template")
+        boolean chat;
+
+        @Option(names = "--max-new-tokens", defaultValue = "128") int maxNewTokens;
+        @Option(names = "--temperature", defaultValue = "0") double temperature;
+        @Option(names = "--top-k", defaultValue = "0") int topK;
+        @Option(names = "--top-p", defaultValue = "1.0") double topP;
+        @Option(names = "--tokenizer", defaultValue = "auto") String tokenizer;
+
+        @Spec
+        CommandLine.Model.CommandSpec spec;
+
+        @Override
+        public Integer call() {
+            requireFile(model, "model");
+            PrintWriter out = spec.commandLine().getOut();
+            try (Session session = modelOptions.open(model, modelOptions.checkpoint);
+                 Tokenizer tok = tokenizerFor(tokenizer, modelOptions.checkpoint)) {
+                if (!session.canGenerate()) {
+                    throw new CliSupport.UsageError("model '" + session.plan().model() + "' cannot generate: its forward "
+                            + "must take a positions input and output logits");
                 }
-                return c;
-            }).sum();
-            try (TokenizedDataset.Batch batch = TokenizedDataset.batchOf(part)) {
-                Map<String, Tensor> out = session.evaluate(batch);
-                try {
-                    weighted += out.get("loss").item() * count;
-                    tokens += count;
-                } finally {
-                    out.values().forEach(Tensor::free);
+                long[] ids = chat ? ChatTemplate.defaults().encodeForGeneration(
+                        List.of(new ChatTemplate.Message("user", prompt)), tok) : tok.encode(prompt, true);
+                Sampling sampling = new Sampling(maxNewTokens, temperature, topK, topP,
+                        modelOptions.seed == null ? 0 : modelOptions.seed);
+                int capacity = (int) Math.min(Integer.MAX_VALUE - 1, (long) ids.length + maxNewTokens + 1);
+                if (session.maxSequence() > 0 && capacity > session.maxSequence()) {
+                    capacity = (int) session.maxSequence();
                 }
+                Tokenizer.StreamDecoder decoder = tok.streamDecoder();
+                try (Generator g = new Generator(session.executor(), capacity)) {
+                    g.generate(ids, sampling, tok.eosId(), id -> {
+                        if (tok.eosId().isPresent() && id == tok.eosId().getAsLong()) {
+                            return;
+                        }
+                        out.print(decoder.push(id));
+                        out.flush();
+                    });
+                }
+                out.println();
             }
+            return 0;
         }
-        return new EvalResult(tokens == 0 ? 0 : weighted / tokens, tokens);
     }
 }

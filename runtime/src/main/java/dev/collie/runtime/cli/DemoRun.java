@@ -1,30 +1,40 @@
 package dev.collie.runtime.cli;
 
 import dev.collie.dsl.SourceFile;
-import dev.collie.runtime.data.TokenizedDataset;
 import dev.collie.runtime.exec.Session;
+import dev.collie.runtime.optim.Optimizers;
+import dev.collie.runtime.tokenizer.Tokenizer;
+import dev.collie.runtime.tokenizer.Tokenizers;
+import dev.collie.runtime.train.Evaluator;
+import dev.collie.runtime.train.TrainSettings;
+import dev.collie.runtime.train.Trainer;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.PrintWriter;
+import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
- * `collie run` with no arguments: compiles the bundled models/llama.collie (preset tiny), makes a
- * deterministic synthetic task (continue an arithmetic progression modulo the vocabulary) and trains
- * it with in-place SGD, showing the loss fall. Needs no download.
+ * `collie run` with no arguments: fine-tunes a small LLaMA built from the bundled models/llama.collie
+ * on a synthetic instruction task (reverse a short string of digits), with byte-level tokens, and
+ * shows exact-match accuracy on held-out prompts before and after, a few generations, and where the
+ * checkpoint, metrics and plot went. Needs no download.
  */
 final class DemoRun {
 
-    static final int STEPS = 60;
-    static final int BATCH = 8;
-    static final int LENGTH = 32;
-    static final double LR = 0.05;
+    /** Wall-clock budget of the default demo on 2 cores. */
+    static final int DEFAULT_BUDGET_SECONDS = 180;
+    static final int DIGITS = 3;
+    static final int TRAIN_EXAMPLES = 900;
+    static final int EVAL_EXAMPLES = 64;
 
     private DemoRun() {}
 
@@ -40,57 +50,85 @@ final class DemoRun {
         }
     }
 
-    /** Rows of a progression start, start+k, start+2k, ... (mod vocab), k in 1..3. */
-    static List<TokenizedDataset.Row> progressions(int rows, int length, int vocab, long seed) {
+    /** Distinct digit strings, the first {@code train} for training and the rest held out. */
+    static List<String> digitStrings(int count, int digits, long seed) {
         SplittableRandom rng = new SplittableRandom(seed);
-        var out = new ArrayList<TokenizedDataset.Row>();
-        for (int r = 0; r < rows; r++) {
-            long start = rng.nextInt(vocab);
-            long k = 1 + rng.nextInt(3);
-            long[] ids = new long[length];
-            for (int t = 0; t < length; t++) {
-                ids[t] = (start + k * t) % vocab;
+        Set<String> seen = new HashSet<>();
+        List<String> out = new ArrayList<>();
+        while (out.size() < count) {
+            StringBuilder s = new StringBuilder();
+            for (int i = 0; i < digits; i++) {
+                s.append((char) ('0' + rng.nextInt(10)));
             }
-            out.add(new TokenizedDataset.Row(ids, ids.clone(), r + 1));
+            if (seen.add(s.toString())) {
+                out.add(s.toString());
+            }
         }
         return out;
     }
 
-    static int run(PrintWriter out) {
-        return run(out, STEPS);
+    static String row(String digits) {
+        String reversed = new StringBuilder(digits).reverse().toString();
+        return "{\"prompt\": \"reverse " + digits + " =\", \"response\": \" " + reversed + "\"}\n";
     }
 
-    /** @return 0 when the loss fell */
-    static int run(PrintWriter out, int steps) {
-        Session.ModelSpec spec = new Session.ModelSpec(null, bundledLlama(), "tiny", Map.of());
+    /** Writes train.jsonl and eval.jsonl for the reversal task into {@code dir}. */
+    static void writeTask(Path dir, int trainExamples, int evalExamples) throws IOException {
+        Files.createDirectories(dir);
+        List<String> all = digitStrings(trainExamples + evalExamples, DIGITS, 7);
+        StringBuilder train = new StringBuilder();
+        StringBuilder eval = new StringBuilder();
+        for (int i = 0; i < all.size(); i++) {
+            (i < trainExamples ? train : eval).append(row(all.get(i)));
+        }
+        Files.writeString(dir.resolve("train.jsonl"), train);
+        Files.writeString(dir.resolve("eval.jsonl"), eval);
+    }
+
+    static Map<String, Object> settings(Path data, long steps) {
+        Map<String, Object> s = new LinkedHashMap<>();
+        s.put("data", data.resolve("train.jsonl").toString());
+        s.put("eval_data", data.resolve("eval.jsonl").toString());
+        s.put("optimizer", "adalomo");
+        s.put("lr", 1e-2);
+        s.put("schedule", "cosine");
+        s.put("warmup_steps", 20L);
+        s.put("steps", steps);
+        s.put("batch_size", 32L);
+        s.put("max_length", 32L);
+        s.put("eval_prompts", (long) EVAL_EXAMPLES);
+        s.put("eval_every", Math.max(1, steps / 4));
+        s.put("max_new_tokens", 6L);
+        s.put("tokenizer", "byte");
+        s.put("quiet", true);
+        return s;
+    }
+
+    /** @return 0 when accuracy rose */
+    static int run(PrintStream out, int budgetSeconds, Path output) throws Exception {
+        Path dir = output != null ? output : Path.of("runs", "demo");
+        long steps = Math.max(10, budgetSeconds * 3L);
+        writeTask(dir.resolve("data"), TRAIN_EXAMPLES, EVAL_EXAMPLES);
+        Tokenizer tok = Tokenizers.byteLevel();
+        Map<String, String> sets = Map.of("vocab", Integer.toString(tok.vocabSize()));
+        Session.ModelSpec spec = new Session.ModelSpec(null, bundledLlama(), "tiny", sets);
         try (Session session = Session.open(spec, null, 0)) {
-            int vocab = (int) session.vocabSize();
-            List<TokenizedDataset.Row> rows = progressions(256, LENGTH, vocab, 7);
-            out.printf("demo: model '%s' (%s), %,d parameters, random init; task: continue arithmetic progressions "
-                    + "mod %d%n", session.plan().model(), session.plan().origin(), session.plan().parameterCount(), vocab);
-            out.printf("training %d steps of in-place SGD, batch %d x %d tokens, lr %g%n", steps, BATCH, LENGTH, LR);
-            int cursor = 0;
-            double first = Double.NaN;
-            double last = Double.NaN;
-            for (int step = 1; step <= steps; step++) {
-                List<TokenizedDataset.Row> part = new ArrayList<>();
-                for (int i = 0; i < BATCH; i++) {
-                    part.add(rows.get(cursor));
-                    cursor = (cursor + 1) % rows.size();
-                }
-                try (TokenizedDataset.Batch batch = TokenizedDataset.batchOf(part)) {
-                    last = session.trainStep(batch, LR, 1.0).loss();
-                }
-                if (step == 1) {
-                    first = last;
-                }
-                if (step == 1 || step % 10 == 0) {
-                    out.printf("step %3d  loss %.4f%n", step, last);
-                    out.flush();
-                }
+            out.printf("demo: fine-tune a %,d-parameter LLaMA (models/llama.collie, preset tiny, byte tokens) to reverse "
+                    + "%d-digit strings: \"reverse 123 =\" -> \" 321\"%n", session.plan().parameterCount(), DIGITS);
+            TrainSettings settings = TrainSettings.resolve(session.plan().train(), null, settings(dir.resolve("data"), steps));
+            Trainer trainer = new Trainer(session, settings, tok, Optimizers.create(settings, session.params()), dir,
+                    null, null, out);
+            Trainer.Outcome o = trainer.run();
+            out.println();
+            out.printf("exact match on %d held-out prompts: %.1f%% before, %.1f%% after fine-tuning%n",
+                    o.after().scored(), o.before().exactMatch(), o.after().exactMatch());
+            out.println("a few generations:");
+            for (Evaluator.Sample s : o.after().samples().subList(0, Math.min(5, o.after().samples().size()))) {
+                out.printf("  %-16s -> %-6s %s%n", s.prompt().strip(), s.generated(), s.match() ? "ok" : "(want " + s.expected() + ")");
             }
-            out.printf("loss %.4f -> %.4f%n", first, last);
-            return last < first ? 0 : 1;
+            out.printf("checkpoint: %s%nmetrics:    %s, %s%nplot:       %s%n", o.finalCheckpoint(),
+                    dir.resolve("metrics.jsonl"), dir.resolve("metrics.csv"), dir.resolve("loss.png"));
+            return o.after().exactMatch() > o.before().exactMatch() ? 0 : 1;
         }
     }
 }

@@ -16,7 +16,7 @@ import dev.collie.dsl.sema.ResolvedModel;
 import dev.collie.runtime.backend.cpu.CpuBackend;
 import dev.collie.runtime.checkpoint.CheckpointException;
 import dev.collie.runtime.checkpoint.HfCheckpoint;
-import dev.collie.runtime.data.TokenizedDataset;
+import dev.collie.runtime.data.Batch;
 import dev.collie.runtime.tensor.Tensor;
 import java.nio.file.Path;
 import java.util.List;
@@ -146,7 +146,7 @@ public final class Session implements AutoCloseable {
     public record StepResult(double loss, double gradNorm) {}
 
     /** One in-place SGD step; {@code clipNorm} null means no clipping. */
-    public StepResult trainStep(TokenizedDataset.Batch batch, double lr, Double clipNorm) {
+    public StepResult trainStep(Batch batch, double lr, Double clipNorm) {
         ProgramKind kind = clipNorm == null ? ProgramKind.TRAIN : ProgramKind.TRAIN_CLIPPED;
         Tensor lrT = Tensor.scalar(lr);
         Tensor maxNorm = Tensor.scalar(clipNorm == null ? 0 : clipNorm);
@@ -170,8 +170,18 @@ public final class Session implements AutoCloseable {
     }
 
     /** Runs the eval program; the caller frees the returned tensors ("loss", and "logits" if declared). */
-    public Map<String, Tensor> evaluate(TokenizedDataset.Batch batch) {
+    public Map<String, Tensor> evaluate(Batch batch) {
         return executor.run(ProgramKind.EVAL, batch.inputs());
+    }
+
+    /** Whether the plan has a decode program (the model takes positions and outputs logits). */
+    public boolean canGenerate() {
+        return plan.programs().containsKey(ProgramKind.DECODE);
+    }
+
+    /** The checkpoint's config.json this session was loaded from, or null. */
+    public ObjectNode baseConfig() {
+        return baseConfig;
     }
 
     public void save(Path dir, List<Path> extraFiles) {

@@ -4,8 +4,7 @@ import dev.collie.runtime.tensor.Tensor;
 import java.util.Map;
 
 /**
- * LOMO: in-place SGD fused into the backward. p -= step * g with step = lr * clipScale rounded to
- * float first (as PyTorch does with a Python scalar), then decoupled weight decay.
+ * LOMO: in-place SGD fused into the backward (the math is in {@link OptimizerKernels#lomoUpdate}).
  */
 public final class Lomo implements Optimizer {
 
@@ -28,15 +27,12 @@ public final class Lomo implements Optimizer {
 
     @Override
     public void update(int index, Tensor param, Tensor grad, double lr, double clipScale) {
-        float stepSize = (float) (lr * clipScale);
-        float decay = (float) (1.0 - lr * weightDecay);
-        boolean decays = weightDecay != 0;
-        for (long i = 0, n = param.numel(); i < n; i++) {
-            float p = param.getFloat(i);
-            if (decays) {
-                p *= decay;
-            }
-            param.data.setAtIndex(Tensor.F32, i, p - stepSize * grad.getFloat(i));
+        if (weightDecay == 0) {
+            // One rounding of lr * clipScale, as PyTorch does with a Python scalar step.
+            OptimizerKernels.lomoUpdate(param.data, grad.data, param.numel(), (float) (lr * clipScale), 1f, 0f);
+        } else {
+            OptimizerKernels.lomoUpdate(param.data, grad.data, param.numel(), (float) lr, (float) clipScale,
+                    (float) weightDecay);
         }
     }
 

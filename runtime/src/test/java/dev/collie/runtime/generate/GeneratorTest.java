@@ -5,7 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import dev.collie.runtime.data.TokenizedDataset;
+import dev.collie.runtime.data.Batch;
+import dev.collie.runtime.data.Example;
 import dev.collie.runtime.exec.Session;
 import dev.collie.runtime.tensor.Tensor;
 import dev.collie.runtime.testing.Fixtures;
@@ -29,7 +30,7 @@ class GeneratorTest {
         long[] out = new long[n];
         for (int k = 0; k < n; k++) {
             long[] ids = seq.stream().mapToLong(Long::longValue).toArray();
-            try (TokenizedDataset.Batch b = TokenizedDataset.batchOf(List.of(new TokenizedDataset.Row(ids, ids, 1)))) {
+            try (Batch b = Batch.ofExamples(List.of(new Example(ids, ids, 1)), 0)) {
                 Map<String, Tensor> r = s.evaluate(b);
                 Tensor logits = r.get("logits");
                 int vocab = (int) logits.shape[2];

@@ -11,7 +11,11 @@ import static dev.collie.runtime.testing.Fixtures.transpose;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.collie.compiler.ir.ParamInfo;
-import dev.collie.runtime.data.TokenizedDataset;
+import dev.collie.runtime.data.Batch;
+import dev.collie.runtime.data.ChatTemplate;
+import dev.collie.runtime.data.FormatOptions;
+import dev.collie.runtime.data.JsonlExamples;
+import dev.collie.runtime.tokenizer.Tokenizers;
 import dev.collie.runtime.exec.Session;
 import dev.collie.runtime.tensor.Tensor;
 import java.nio.file.Path;
@@ -44,16 +48,18 @@ class GoldenFixtureTest {
         return Session.open(Session.ModelSpec.of(Path.of(model), null, Map.of()), dir, 0);
     }
 
-    static TokenizedDataset.Batch batch(Path dir, Session s) {
-        TokenizedDataset data = TokenizedDataset.read(dir.resolve("batch.jsonl"), s.vocabSize(), 0);
-        return data.next(data.size());
+    /** The fixture's rows, pre-tokenized, as one batch (the data path of `collie run`). */
+    static Batch batch(Path dir, Session s) {
+        var examples = JsonlExamples.read(dir.resolve("batch.jsonl"), Tokenizers.byteLevel(), ChatTemplate.defaults(),
+                new FormatOptions((int) s.vocabSize(), 1024, false));
+        return Batch.ofExamples(examples, 0);
     }
 
     @ParameterizedTest(name = "{0}")
     @MethodSource("fixtures")
     void logitsAndLossMatchPyTorch(String name, String model) throws Exception {
         Path dir = fixture(name);
-        try (Session s = open(dir, model); TokenizedDataset.Batch b = batch(dir, s)) {
+        try (Session s = open(dir, model); Batch b = batch(dir, s)) {
             Map<String, Tensor> out = s.evaluate(b);
             try {
                 double err = relError(out.get("logits").toFloatArray(), read(dir.resolve("expected_logits.safetensors"),
@@ -73,7 +79,7 @@ class GoldenFixtureTest {
     void everyGradientAndOneStepMatchPyTorch(String name, String model) throws Exception {
         Path dir = fixture(name);
         JsonNode exp = expected(dir);
-        try (Session s = open(dir, model); TokenizedDataset.Batch b = batch(dir, s)) {
+        try (Session s = open(dir, model); Batch b = batch(dir, s)) {
             Map<Integer, float[]> grads = new HashMap<>();
             s.executor().setGradientListener((g, index) -> grads.put(index, g.toFloatArray()));
             s.trainStep(b, exp.get("lr").asDouble(), null);
@@ -98,7 +104,7 @@ class GoldenFixtureTest {
     void clippedStepMatchesPyTorch(String name, String model) throws Exception {
         Path dir = fixture(name);
         JsonNode exp = expected(dir);
-        try (Session s = open(dir, model); TokenizedDataset.Batch b = batch(dir, s)) {
+        try (Session s = open(dir, model); Batch b = batch(dir, s)) {
             Session.StepResult r = s.trainStep(b, exp.get("lr").asDouble(), exp.get("clip_max_norm").asDouble());
             double norm = exp.get("grad_global_norm").asDouble();
             assertEquals(norm, r.gradNorm(), 1e-5 * norm, "global gradient norm");
@@ -116,7 +122,7 @@ class GoldenFixtureTest {
         Path dir = fixture(name);
         JsonNode exp = expected(dir);
         JsonNode traj = exp.get("loss_trajectory_sgd_3_steps");
-        try (Session s = open(dir, model); TokenizedDataset.Batch b = batch(dir, s)) {
+        try (Session s = open(dir, model); Batch b = batch(dir, s)) {
             for (int k = 0; k < 3; k++) {
                 double loss = s.trainStep(b, exp.get("lr").asDouble(), null).loss();
                 double want = traj.get(k).asDouble();
