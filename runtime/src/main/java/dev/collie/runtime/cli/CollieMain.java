@@ -196,7 +196,7 @@ public final class CollieMain implements Runnable {
                 if (data != null || modelOptions.checkpoint != null || resume != null) {
                     throw new CliSupport.UsageError("FILE|PLAN is required with --data, --checkpoint or --resume");
                 }
-                return DemoRun.run(out, DemoRun.DEFAULT_BUDGET_SECONDS, output);
+                return DemoRun.run(out, DemoRun.DEFAULT_STEPS, output);
             }
             requireFile(model, "model");
             requireFile(runConfig, "--run-config");

@@ -30,8 +30,8 @@ import java.util.SplittableRandom;
  */
 final class DemoRun {
 
-    /** Wall-clock budget of the default demo on 2 cores. */
-    static final int DEFAULT_BUDGET_SECONDS = 180;
+    /** About 70 s on 2 cores (the demo must stay under 3 minutes); accuracy reaches ~100% by step 450. */
+    static final int DEFAULT_STEPS = 500;
     static final int DIGITS = 3;
     static final int TRAIN_EXAMPLES = 900;
     static final int EVAL_EXAMPLES = 64;
@@ -98,16 +98,16 @@ final class DemoRun {
         s.put("max_length", 32L);
         s.put("eval_prompts", (long) EVAL_EXAMPLES);
         s.put("eval_every", Math.max(1, steps / 4));
+        s.put("shuffle", true);
         s.put("max_new_tokens", 6L);
         s.put("tokenizer", "byte");
-        s.put("quiet", true);
+        s.put("quiet", false);
         return s;
     }
 
     /** @return 0 when accuracy rose */
-    static int run(PrintStream out, int budgetSeconds, Path output) throws Exception {
+    static int run(PrintStream out, int steps, Path output) throws Exception {
         Path dir = output != null ? output : Path.of("runs", "demo");
-        long steps = Math.max(10, budgetSeconds * 3L);
         writeTask(dir.resolve("data"), TRAIN_EXAMPLES, EVAL_EXAMPLES);
         Tokenizer tok = Tokenizers.byteLevel();
         Map<String, String> sets = Map.of("vocab", Integer.toString(tok.vocabSize()));
@@ -115,7 +115,7 @@ final class DemoRun {
         try (Session session = Session.open(spec, null, 0)) {
             out.printf("demo: fine-tune a %,d-parameter LLaMA (models/llama.collie, preset tiny, byte tokens) to reverse "
                     + "%d-digit strings: \"reverse 123 =\" -> \" 321\"%n", session.plan().parameterCount(), DIGITS);
-            TrainSettings settings = TrainSettings.resolve(session.plan().train(), null, settings(dir.resolve("data"), steps));
+            TrainSettings settings = TrainSettings.resolve(Map.of(), null, settings(dir.resolve("data"), steps));
             Trainer trainer = new Trainer(session, settings, tok, Optimizers.create(settings, session.params()), dir,
                     null, null, out);
             Trainer.Outcome o = trainer.run();

@@ -127,6 +127,18 @@ class CliEndToEndTest {
         assertTrue(out.contains("exact match on 64 held-out prompts"), out);
         assertTrue(Files.exists(tmp.resolve("final").resolve("model.safetensors")), out);
         assertTrue(Files.exists(tmp.resolve("loss.png")) && Files.exists(tmp.resolve("metrics.csv")), out);
+
+        // The checkpoint configures the model by itself (vocab 259 from its config.json) and generates.
+        Path ckpt = tmp.resolve("final");
+        Result g = collie("generate", "../models/llama.collie", "--checkpoint", ckpt.toString(), "--prompt",
+                "reverse 123 =", "--max-new-tokens", "4");
+        assertEquals(0, g.code(), g.err());
+        assertTrue(g.out().endsWith("\n") && g.out().length() <= 5, "at most 4 byte tokens, then a newline: " + g.out());
+        Result e = collie("eval", "../models/llama.collie", "--checkpoint", ckpt.toString(), "--data",
+                tmp.resolve("data").resolve("eval.jsonl").toString(), "--eval-prompts", "4");
+        assertEquals(0, e.code(), e.err());
+        JsonNode json = new ObjectMapper().readTree(e.out());
+        assertTrue(json.has("loss") && json.has("perplexity") && json.get("scored").asInt() == 4, e.out());
     }
 
     @Test
