@@ -124,7 +124,7 @@ class InPlaceScheduleTest {
 
     @Test
     void passesRunInTheOneDeclaredOrder() {
-        assertEquals(List.of("DifferentiateGraph", "InsertNormClipping", "InsertKvCache", "ScheduleInPlaceUpdates",
+        assertEquals(List.of("FuseHeadCrossEntropy", "DifferentiateGraph", "InsertNormClipping", "InsertKvCache", "ScheduleInPlaceUpdates",
                 "EliminateDeadCode"),
                 PassPipeline.PASSES.stream().map(p -> p.name()).toList());
         assertTrue(new InsertNormClipping().appliesTo(ProgramKind.TRAIN_CLIPPED));
@@ -138,6 +138,23 @@ class InPlaceScheduleTest {
         g.nodes.remove(update);
         g.nodes.add(1 + g.nodes.indexOf(update.inputs.get(1).producer()) - 1, update);
         assertThrows(IllegalStateException.class, () -> GraphVerifier.verify(g, "a broken pass"));
+    }
+
+    @Test
+    void trainingNeverMaterialisesTheLogits() {
+        Plan plan = Compiler.compile(model("models/llama.collie", "15m"), true, null);
+        for (ProgramKind kind : List.of(ProgramKind.TRAIN, ProgramKind.TRAIN_CLIPPED)) {
+            Graph g = plan.program(kind);
+            assertTrue(g.nodes.stream().anyMatch(n -> n.op.equals("linear_cross_entropy")), kind.key());
+            for (Node n : g.nodes) {
+                for (var v : n.outputs) {
+                    assertTrue(v.shape.rank() == 0 || v.shape.last().coeff() != 32000 || v.shape.rank() == 2,
+                            kind.key() + ": " + n + " holds logits");
+                }
+            }
+        }
+        // eval keeps the unfused reference path, because it outputs the logits
+        assertTrue(plan.program(ProgramKind.EVAL).nodes.stream().anyMatch(n -> n.op.equals("cross_entropy")));
     }
 
     @Test

@@ -121,6 +121,9 @@ public final class GradRules {
         });
         RULES.put("cross_entropy", (e, n, d) -> of(e.op("cross_entropy_grad",
                 Map.of("ignore_index", n.attrs.get("ignore_index")), n.inputs.get(0), n.inputs.get(1), d.get(0)), null));
+        // dh and dW were computed by the forward for d(loss) = 1; scale them by the actual d(loss).
+        RULES.put("linear_cross_entropy", (e, n, d) -> of(e.op("mul", Map.of(), n.outputs.get(1), d.get(0)),
+                e.op("mul", Map.of(), n.outputs.get(2), d.get(0)), null));
         RULES.put("silu", (e, n, d) -> of(e.op("silu_grad", Map.of(), n.inputs.get(0), d.get(0))));
         RULES.put("gelu_tanh", (e, n, d) -> of(e.op("gelu_tanh_grad", Map.of(), n.inputs.get(0), d.get(0))));
         RULES.put("relu", (e, n, d) -> of(e.op("relu_grad", Map.of(), n.inputs.get(0), d.get(0))));

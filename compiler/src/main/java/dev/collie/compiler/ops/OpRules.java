@@ -205,6 +205,17 @@ public final class OpRules {
             return one(Shape.SCALAR, DType.F32);
         });
         def("cross_entropy_grad", 3, (in, a) -> one(in.get(0).shape, DType.F32));
+        // h [.., C], W [V, C], targets [..] -> (mean loss, dloss/dh [.., C], dloss/dW [V, C])
+        def("linear_cross_entropy", 3, (in, a) -> {
+            Value h = floats(in.get(0), "h");
+            Value w = rank(in.get(1), 2, "weight");
+            Value t = ints(in.get(2), "targets");
+            if (!h.shape.last().equals(w.shape.dim(1)) || !t.shape.equals(h.shape.leading())) {
+                throw new ShapeError("linear_cross_entropy: h " + h.shape + ", weight " + w.shape + " and targets "
+                        + t.shape + " do not fit");
+            }
+            return List.of(new Type(Shape.SCALAR, DType.F32), new Type(h.shape, DType.F32), new Type(w.shape, DType.F32));
+        });
         def("shift_left", 1, (in, a) -> one(ints(in.get(0), "labels").shape, DType.I64));
         def("positions", 1, (in, a) -> one(Shape.of(ints(in.get(0), "ids").shape.last()), DType.I64));
         for (String op : UNARY) {

@@ -32,8 +32,6 @@ public final class DifferentiateGraph implements Pass {
     @Override
     public void run(Graph g, ProgramKind kind) {
         Value loss = g.outputs.get("loss");
-        g.outputs.clear();
-        g.outputs.put("loss", loss);
         Value lr = addScalarInput(g, "lr");
         Map<Value, Value> grads = GradRules.differentiate(g, loss);
         for (Map.Entry<Value, Value> e : grads.entrySet()) {

@@ -9,6 +9,7 @@ import java.util.function.BiConsumer;
 public final class PassPipeline {
 
     public static final List<Pass> PASSES = List.of(
+            new FuseHeadCrossEntropy(),
             new DifferentiateGraph(),
             new InsertNormClipping(),
             new InsertKvCache(),

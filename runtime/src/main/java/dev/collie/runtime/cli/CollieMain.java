@@ -36,7 +36,7 @@ import picocli.CommandLine.Spec;
 /** `collie`: fine-tune, evaluate and generate with models compiled from `.collie` files. */
 @Command(name = "collie", mixinStandardHelpOptions = true, version = "collie 0.1.0",
         description = "Full-parameter fine-tuning with optimizers fused into the backward pass.",
-        subcommands = {CollieMain.Run.class, CollieMain.Eval.class, CollieMain.Generate.class})
+        subcommands = {CollieMain.Run.class, CollieMain.Eval.class, CollieMain.Generate.class, Bench.class})
 public final class CollieMain implements Runnable {
 
     @Spec

@@ -29,6 +29,8 @@ public final class Executor {
     private final Map<ProgramKind, Liveness> liveness = new HashMap<>();
     private java.util.function.ObjIntConsumer<Tensor> gradientListener;
     private Optimizer optimizer = new Lomo(0);
+    /** Nanoseconds spent per op, when profiling (collie bench --profile). */
+    private Map<String, long[]> profile;
 
     public Executor(Plan plan, ParameterStore params, Backend backend) {
         this.plan = plan;
@@ -42,6 +44,15 @@ public final class Executor {
      */
     public void setGradientListener(java.util.function.ObjIntConsumer<Tensor> listener) {
         this.gradientListener = listener;
+    }
+
+    /** Starts collecting time per op; {@link #profile()} returns op to [nanoseconds, calls]. */
+    public void enableProfile() {
+        profile = new java.util.TreeMap<>();
+    }
+
+    public Map<String, long[]> profile() {
+        return profile;
     }
 
     public void setOptimizer(Optimizer optimizer) {
@@ -88,6 +99,7 @@ public final class Executor {
                             out[k] = Tensor.allocate(v.shape.evaluate(bindings), v.dtype);
                             values.put(v, out[k]);
                         }
+                        long began = profile == null ? 0 : System.nanoTime();
                         if (n.op.equals("param_update")) {
                             int index = (int) n.inputs.getFirst().producer().longAttr("index");
                             if (gradientListener != null) {
@@ -96,6 +108,11 @@ public final class Executor {
                             optimizer.update(index, in[0], in[1], in[2].item(), in.length > 3 ? in[3].item() : 1.0);
                         } else {
                             backend.execute(n, in, out);
+                        }
+                        if (profile != null) {
+                            long[] p = profile.computeIfAbsent(n.op, k -> new long[2]);
+                            p[0] += System.nanoTime() - began;
+                            p[1]++;
                         }
                     }
                 }

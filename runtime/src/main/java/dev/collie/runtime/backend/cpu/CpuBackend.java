@@ -3,6 +3,7 @@ package dev.collie.runtime.backend.cpu;
 import dev.collie.compiler.ir.Node;
 import dev.collie.runtime.exec.Backend;
 import dev.collie.runtime.kernels.CpuKernels;
+import dev.collie.runtime.kernels.FusedKernels;
 import dev.collie.runtime.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 
@@ -101,6 +102,13 @@ public final class CpuBackend implements Backend {
                 Tensor logits = in[0];
                 CpuKernels.crossEntropyBackward(logits.data, in[1].data, out[0].data, rows(logits), (int) last(logits),
                         n.longAttr("ignore_index"), in[2].item());
+            }
+            case "linear_cross_entropy" -> {
+                Tensor h = in[0];
+                int c = (int) last(h);
+                double loss = FusedKernels.linearCrossEntropy(h.data, in[1].data, in[2].data, out[1].data, out[2].data,
+                        rows(h), c, (int) in[1].shape[0], n.longAttr("ignore_index"));
+                out[0].data.set(Tensor.F32, 0, (float) loss);
             }
             case "shift_left" -> shiftLeft(in[0], out[0], n.longAttr("fill"));
             case "positions" -> {

@@ -1,0 +1,161 @@
+package dev.collie.runtime.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import dev.collie.compiler.analysis.ModelFlops;
+import dev.collie.compiler.cli.CliSupport;
+import dev.collie.compiler.passes.ProgramKind;
+import dev.collie.runtime.data.Batch;
+import dev.collie.runtime.data.Example;
+import dev.collie.runtime.exec.Session;
+import dev.collie.runtime.kernels.CpuKernels;
+import dev.collie.runtime.tensor.NativeMemory;
+import dev.collie.runtime.tensor.Tensor;
+import java.io.IOException;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.concurrent.Callable;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
+
+/**
+ * `collie bench`: full-parameter training steps on random tokens, timed, as one JSON line — the
+ * figure to put beside the PyTorch peer (../shared/bench/torch_peer.py) run on the same machine.
+ */
+@Command(name = "bench", mixinStandardHelpOptions = true,
+        description = "Time training steps and print tokens/s, TGS, MFU and peak RSS as one JSON line.")
+final class Bench implements Callable<Integer> {
+
+    @Parameters(index = "0", paramLabel = "FILE|PLAN")
+    Path model;
+
+    @Option(names = "--preset", required = true) String preset;
+    @Option(names = "--batch-size", defaultValue = "8") int batch;
+    @Option(names = "--seq-len", defaultValue = "256") int seq;
+    @Option(names = "--steps", defaultValue = "6", description = "timed steps (median reported)") int steps;
+    @Option(names = "--warmup", defaultValue = "2") int warmup;
+    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 (bf16 weights: not yet)") String dtype;
+    @Option(names = "--optimizer", defaultValue = "lomo") String optimizer;
+    @Option(names = "--lr", defaultValue = "1e-3") double lr;
+    @Option(names = "--profile", description = "also print the time spent per op (stderr)") boolean profile;
+
+    @Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public Integer call() {
+        CollieMain.requireFile(model, "model");
+        if (!dtype.equals("fp32")) {
+            throw new CliSupport.UsageError("--dtype " + dtype + ": only fp32 is implemented so far");
+        }
+        if (batch < 1 || seq < 2 || steps < 1 || warmup < 0) {
+            throw new CliSupport.UsageError("--batch-size >= 1, --seq-len >= 2, --steps >= 1 and --warmup >= 0");
+        }
+        try (Session s = Session.open(Session.ModelSpec.of(model, preset, Map.of()), null, 0)) {
+            if (optimizer.equals("adalomo")) {
+                s.executor().setOptimizer(new dev.collie.runtime.optim.AdaLomo(s.params(), 0));
+            }
+            long vocab = s.vocabSize();
+            SplittableRandom rng = new SplittableRandom(1);
+            List<Example> rows = new ArrayList<>();
+            for (int b = 0; b < batch; b++) {
+                long[] ids = new long[seq];
+                Arrays.setAll(ids, i -> rng.nextLong(vocab));
+                rows.add(new Example(ids, ids, b + 1));
+            }
+            if (profile) {
+                s.executor().enableProfile();
+            }
+            double[] times = new double[steps];
+            double loss = Double.NaN;
+            try (Batch data = Batch.ofExamples(rows, 0)) {
+                for (int i = 0; i < warmup + steps; i++) {
+                    long start = System.nanoTime();
+                    loss = s.trainStep(data, lr, null).loss();
+                    if (i >= warmup) {
+                        times[i - warmup] = (System.nanoTime() - start) / 1e9;
+                    }
+                }
+            }
+            Arrays.sort(times);
+            double median = times[steps / 2];
+            double tokensPerSecond = batch * (double) seq / median;
+            double flops = ModelFlops.of(s.plan().program(ProgramKind.TRAIN), Map.of("B", (long) batch, "T", (long) seq));
+            double peak = gemmPeakFlops();
+            ObjectNode json = new ObjectMapper().createObjectNode();
+            json.put("model", s.plan().model());
+            json.put("preset", preset);
+            json.put("parameters", s.plan().parameterCount());
+            json.put("batch", batch);
+            json.put("seq", seq);
+            json.put("dtype", dtype);
+            json.put("optimizer", optimizer);
+            json.put("threads", java.util.concurrent.ForkJoinPool.getCommonPoolParallelism());
+            json.put("step_seconds", median);
+            json.put("tokens_per_second", tokensPerSecond);
+            json.put("tgs", tokensPerSecond);
+            json.put("model_gflop_per_step", flops / 1e9);
+            json.put("achieved_gflops", flops / median / 1e9);
+            json.put("gemm_peak_gflops", peak / 1e9);
+            json.put("mfu", flops / median / peak);
+            json.put("loss", loss);
+            json.put("peak_rss_bytes", peakRss());
+            json.put("peak_native_bytes", NativeMemory.peakBytes());
+            spec.commandLine().getOut().println(json);
+            if (profile) {
+                var err = spec.commandLine().getErr();
+                s.executor().profile().entrySet().stream()
+                        .sorted((x, y) -> Long.compare(y.getValue()[0], x.getValue()[0]))
+                        .forEach(e -> err.printf("%-20s %10.1f ms %6d calls%n", e.getKey(), e.getValue()[0] / 1e6,
+                                e.getValue()[1]));
+            }
+        }
+        return 0;
+    }
+
+    /** The GEMM rate this machine reaches with Collie's kernel at 1024³ (the MFU denominator). */
+    static double gemmPeakFlops() {
+        int n = 1024;
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment a = arena.allocate((long) n * n * 4, 64);
+            MemorySegment b = arena.allocate((long) n * n * 4, 64);
+            MemorySegment c = arena.allocate((long) n * n * 4, 64);
+            SplittableRandom rng = new SplittableRandom(2);
+            for (long i = 0; i < (long) n * n; i++) {
+                a.setAtIndex(Tensor.F32, i, (float) rng.nextDouble());
+                b.setAtIndex(Tensor.F32, i, (float) rng.nextDouble());
+            }
+            double best = Double.MAX_VALUE;
+            for (int r = 0; r < 4; r++) {
+                long start = System.nanoTime();
+                CpuKernels.matmulNT(a, b, c, n, n, n, false);
+                best = Math.min(best, (System.nanoTime() - start) / 1e9);
+            }
+            return 2.0 * n * n * n / best;
+        }
+    }
+
+    /** The process's peak resident set (VmHWM), or -1 where /proc is not available. */
+    static long peakRss() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/self/status"))) {
+                if (line.startsWith("VmHWM:")) {
+                    return Long.parseLong(line.replaceAll("[^0-9]", "")) * 1024;
+                }
+            }
+        } catch (IOException | NumberFormatException e) {
+            return -1;
+        }
+        return -1;
+    }
+}
