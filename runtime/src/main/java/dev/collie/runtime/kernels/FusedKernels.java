@@ -3,6 +3,11 @@ package dev.collie.runtime.kernels;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
+import java.util.stream.IntStream;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Kernels for ops the compiler's fusion passes create. Each is checked against the unfused ops it
@@ -12,6 +17,8 @@ public final class FusedKernels {
 
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED;
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
     /** Logit floats per chunk: ~8 MB, so a 32k vocabulary is processed 64 tokens at a time. */
     static final long CHUNK_FLOATS = 2L << 20;
 
@@ -47,18 +54,77 @@ public final class FusedKernels {
                 MemorySegment hChunk = h.asSlice((long) start * C * 4, (long) n * C * 4);
                 MemorySegment tChunk = targets.asSlice((long) start * 8, (long) n * 8);
                 CpuKernels.matmulNT(hChunk, w, logits, n, V, C, false);
-                // loss of the chunk as a sum: the kernel returns a mean over its counted rows
-                int chunkCount = CpuKernels.countTargets(tChunk, n, ignoreIndex);
-                if (chunkCount > 0) {
-                    total += CpuKernels.crossEntropyForward(logits, tChunk, n, V, ignoreIndex) * chunkCount;
-                }
-                // dlogits in place: (softmax - onehot) / count, zero for ignored rows
-                CpuKernels.crossEntropyBackward(logits, tChunk, logits, n, V, ignoreIndex, (float) chunkCount / count);
+                total += softmaxCrossEntropyRows(logits, tChunk, n, V, ignoreIndex, 1.0 / count);
                 CpuKernels.matmulNN(logits, w, dh.asSlice((long) start * C * 4, (long) n * C * 4), n, C, V, false);
                 CpuKernels.matmulTN(logits, hChunk, dw, n, V, C, true);
             }
         }
         return total / count;
+    }
+
+    /**
+     * For each row of logits [n, V]: adds logsumexp - logit[target] to the returned sum and replaces
+     * the row by its gradient (softmax - onehot) * scale; ignored rows become zeros and add nothing.
+     * Vectorised: one pass for the max, one for exp (kept) and its sum, one to scale. Rows run in
+     * parallel; the sum over rows is taken in row order, so the result does not depend on threads.
+     */
+    static double softmaxCrossEntropyRows(MemorySegment logits, MemorySegment targets, int n, int V, long ignoreIndex,
+                                          double scale) {
+        double[] rowLoss = new double[n];
+        IntStream rows = IntStream.range(0, n);
+        (n > 1 && (long) n * V > (1 << 16) ? rows.parallel() : rows).forEach(r -> {
+            long base = (long) r * V * 4;
+            long target = targets.getAtIndex(I64, r);
+            MemorySegment row = logits.asSlice(base, (long) V * 4);
+            if (target == ignoreIndex) {
+                row.fill((byte) 0);
+                return;
+            }
+            if (target < 0 || target >= V) {
+                throw new IllegalArgumentException("target " + target + " at row " + r + " is outside the vocabulary of "
+                        + V + " and is not the ignore index " + ignoreIndex);
+            }
+            int bound = S.loopBound(V);
+            FloatVector vmax = FloatVector.broadcast(S, Float.NEGATIVE_INFINITY);
+            int i = 0;
+            for (; i < bound; i += S.length()) {
+                vmax = vmax.max(FloatVector.fromMemorySegment(S, row, (long) i * 4, ORDER));
+            }
+            float max = vmax.reduceLanes(VectorOperators.MAX);
+            for (; i < V; i++) {
+                max = Math.max(max, row.getAtIndex(F32, i));
+            }
+            float targetLogit = row.getAtIndex(F32, target);
+            FloatVector vsum = FloatVector.zero(S);
+            i = 0;
+            for (; i < bound; i += S.length()) {
+                FloatVector e = FloatVector.fromMemorySegment(S, row, (long) i * 4, ORDER).sub(max)
+                        .lanewise(VectorOperators.EXP);
+                e.intoMemorySegment(row, (long) i * 4, ORDER);
+                vsum = vsum.add(e);
+            }
+            double sum = vsum.reduceLanes(VectorOperators.ADD);
+            for (; i < V; i++) {
+                float e = (float) Math.exp(row.getAtIndex(F32, i) - max);
+                row.setAtIndex(F32, i, e);
+                sum += e;
+            }
+            rowLoss[r] = Math.log(sum) + max - targetLogit;
+            float k = (float) (scale / sum);
+            i = 0;
+            for (; i < bound; i += S.length()) {
+                FloatVector.fromMemorySegment(S, row, (long) i * 4, ORDER).mul(k).intoMemorySegment(row, (long) i * 4, ORDER);
+            }
+            for (; i < V; i++) {
+                row.setAtIndex(F32, i, row.getAtIndex(F32, i) * k);
+            }
+            row.setAtIndex(F32, target, row.getAtIndex(F32, target) - (float) scale);
+        });
+        double total = 0;
+        for (double l : rowLoss) {
+            total += l;
+        }
+        return total;
     }
 
 
