@@ -51,7 +51,9 @@ public final class TrainSchema {
         key("top_p", Type.FLOAT, 1.0, "nucleus sampling mass");
         key("quiet", Type.BOOL, false, "plain log lines instead of a progress bar");
         key("threads", Type.INT, 0L, "kernel threads (0: all cores)");
-        key("max_bad_steps", Type.INT, 3L, "stop after this many consecutive non-finite steps");
+        key("guard_nonfinite", Type.BOOL, false, "check the gradient norm before touching any weight and skip "
+                + "steps whose loss or gradient is not finite (costs a second backward, like clip_norm)");
+        key("max_bad_steps", Type.INT, 3L, "stop after this many consecutive skipped (non-finite) steps");
         for (String role : List.of("system", "user", "assistant")) {
             key("chat." + role + "_prefix", Type.STRING, null, "chat template: text before a " + role + " turn");
             key("chat." + role + "_suffix", Type.STRING, null, "chat template: text after a " + role + " turn");

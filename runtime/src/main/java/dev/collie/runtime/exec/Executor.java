@@ -105,7 +105,10 @@ public final class Executor {
                             if (gradientListener != null) {
                                 gradientListener.accept(in[1], index);
                             }
-                            optimizer.update(index, in[0], in[1], in[2].item(), in.length > 3 ? in[3].item() : 1.0);
+                            double clip = in.length > 3 ? in[3].item() : 1.0;
+                            if (clip != 0) {
+                                optimizer.update(index, in[0], in[1], in[2].item(), clip);
+                            }
                         } else {
                             backend.execute(n, in, out);
                         }

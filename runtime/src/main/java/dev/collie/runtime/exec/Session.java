@@ -145,7 +145,11 @@ public final class Session implements AutoCloseable {
 
     public record StepResult(double loss, double gradNorm) {}
 
-    /** One in-place SGD step; {@code clipNorm} null means no clipping. */
+    /**
+     * One step with updates fused into the backward. {@code clipNorm} null means the one-pass
+     * program (no clipping, no guard); a number runs the two-pass program, which knows the global
+     * gradient norm before any weight changes (+infinity: only guard against non-finite steps).
+     */
     public StepResult trainStep(Batch batch, double lr, Double clipNorm) {
         ProgramKind kind = clipNorm == null ? ProgramKind.TRAIN : ProgramKind.TRAIN_CLIPPED;
         Tensor lrT = Tensor.scalar(lr);

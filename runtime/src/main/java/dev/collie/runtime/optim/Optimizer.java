@@ -16,7 +16,8 @@ public interface Optimizer {
     void beginStep();
 
     /**
-     * Updates parameter {@code index} in place.
+     * Updates parameter {@code index} in place. A {@code clipScale} of 0 means the step's gradient
+     * norm was not finite: the executor does not call the optimizer then, so weights stay intact.
      *
      * @param lr        this step's learning rate (after the schedule)
      * @param clipScale the global-norm clipping coefficient, 1 without clipping

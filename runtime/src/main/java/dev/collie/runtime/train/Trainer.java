@@ -110,7 +110,14 @@ public final class Trainer {
                 : settings.integer("epochs") * ((rows.size() + batchSize - 1) / batchSize);
         LrSchedule schedule = new LrSchedule(settings.string("schedule"), settings.real("lr"), settings.real("min_lr"),
                 settings.integer("warmup_steps"), steps);
-        Double clip = settings.real("clip_norm") > 0 ? settings.real("clip_norm") : null;
+        Double clip = null;
+        if (settings.real("clip_norm") > 0) {
+            clip = settings.real("clip_norm");
+        } else if (settings.bool("guard_nonfinite")) {
+            clip = Double.POSITIVE_INFINITY;
+        }
+        long maxBad = settings.integer("max_bad_steps");
+        long bad = 0;
 
         TrainerState initial = new TrainerState(0, 0, 0, optimizer.name(), 0, seed, batchSize, pack, rows.size(), steps);
         long start = 0;
@@ -153,9 +160,22 @@ public final class Trainer {
                     tokens = batch.tokenCount();
                 }
                 double seconds = (System.nanoTime() - begin) / 1e9;
-                if (!Double.isFinite(r.loss())) {
-                    throw new TrainingDiverged(step, r.loss());
+                boolean finite = Double.isFinite(r.loss()) && (clip == null || Double.isFinite(r.gradNorm()));
+                if (!finite && clip == null) {
+                    throw new TrainingDiverged(step, r.loss(), "the weights of this step may be damaged: restart "
+                            + "from the last checkpoint with a lower --lr, --clip-norm or guard_nonfinite");
                 }
+                if (!finite) {
+                    bad++;
+                    progress.log(String.format("step %d skipped: loss %s, gradient norm %s (no weight was changed)",
+                            step, r.loss(), r.gradNorm()));
+                    if (bad >= maxBad) {
+                        throw new TrainingDiverged(step, r.loss(), bad + " consecutive steps were not finite; no weight "
+                                + "was changed by them, and the last checkpoint saved is intact");
+                    }
+                    continue;
+                }
+                bad = 0;
                 losses.add(r.loss());
                 StepMetrics m = new StepMetrics(step, steps, r.loss(), lr, r.gradNorm(), tokens, seconds,
                         tokens / seconds, tokens / seconds, NativeMemory.peakBytes(), StepMetrics.TRAIN, Map.of());
@@ -252,9 +272,8 @@ public final class Trainer {
     /** A step whose loss is not a finite number: the run stops instead of training on garbage. */
     public static final class TrainingDiverged extends RuntimeException
             implements dev.collie.compiler.cli.CliSupport.UserError {
-        TrainingDiverged(long step, double loss) {
-            super("training diverged: the loss at step " + step + " is " + loss + "; lower --lr or set --clip-norm",
-                    null, false, false);
+        TrainingDiverged(long step, double loss, String what) {
+            super("training diverged at step " + step + " (loss " + loss + "): " + what, null, false, false);
         }
 
         @Override

@@ -165,6 +165,31 @@ class TrainerTest {
     }
 
     @Test
+    void nonFiniteStepsAreSkippedWithoutTouchingAWeightThenTheRunStops(@TempDir Path tmp) throws Exception {
+        try (Session s = tinyModel(null)) {
+            // Poison the final norm: every loss and gradient becomes NaN.
+            int poisoned = s.params().indexOf("model.norm.weight");
+            s.params().tensor(poisoned).data.setAtIndex(dev.collie.runtime.tensor.Tensor.F32, 0, Float.NaN);
+            List<float[]> before = new java.util.ArrayList<>();
+            for (int i = 0; i < s.params().infos().size(); i++) {
+                before.add(s.params().values(i));
+            }
+            TrainSettings settings = TrainSettings.resolve(s.plan().train(), null, flags("steps", 10L,
+                    "guard_nonfinite", true, "max_bad_steps", 3L, "optimizer", "lomo", "lr", 0.1));
+            var bytes = new ByteArrayOutputStream();
+            Trainer t = new Trainer(s, settings, Tokenizers.byteLevel(), Optimizers.create(settings, s.params()), tmp,
+                    null, null, new PrintStream(bytes, true));
+            var e = assertThrows(Trainer.TrainingDiverged.class, t::run);
+            assertTrue(e.getMessage().contains("3 consecutive steps were not finite"), e.getMessage());
+            assertTrue(bytes.toString().contains("step 1 skipped"), bytes.toString());
+            for (int i = 0; i < before.size(); i++) {
+                assertTrue(java.util.Arrays.equals(before.get(i), s.params().values(i)),
+                        s.params().infos().get(i).checkpointName() + " changed");
+            }
+        }
+    }
+
+    @Test
     void schedulesWarmUpThenDecay() {
         LrSchedule cosine = new LrSchedule("cosine", 1.0, 0.1, 10, 110);
         assertEquals(0.1, cosine.at(1), 1e-12);

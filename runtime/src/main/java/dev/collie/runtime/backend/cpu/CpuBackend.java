@@ -144,7 +144,10 @@ public final class CpuBackend implements Backend {
             case "clip_coef" -> {
                 double norm = Math.sqrt(in[0].item());
                 double maxNorm = in[1].item();
-                out[0].data.set(Tensor.F32, 0, (float) Math.min(1.0, maxNorm / (norm + 1e-6)));
+                // A coefficient of 0 tells the optimizer to skip the step: a non-finite gradient
+                // must not touch the weights (0 * NaN would still be NaN).
+                double coef = Double.isFinite(norm) ? Math.min(1.0, maxNorm / (norm + 1e-6)) : 0.0;
+                out[0].data.set(Tensor.F32, 0, (float) coef);
                 out[1].data.set(Tensor.F32, 0, (float) norm);
             }
             default -> throw new IllegalStateException("the CPU backend has no kernel for op '" + n.op + "'");
