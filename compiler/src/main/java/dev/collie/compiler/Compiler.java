@@ -31,9 +31,27 @@ public final class Compiler {
     }
 
     public static ModelFile load(SourceFile source) {
-        ModelFile model = ModelParser.parse(source);
-        ModelChecker.check(model);
-        return model;
+        return guarded(source, () -> {
+            ModelFile model = ModelParser.parse(source);
+            ModelChecker.check(model);
+            return model;
+        });
+    }
+
+    /**
+     * Runs a front-end step, turning the failures that hostile input can cause in recursive code
+     * (a stack overflow from absurd nesting, arithmetic overflow in a shape) into a diagnostic.
+     */
+    static <T> T guarded(SourceFile source, java.util.function.Supplier<T> step) {
+        try {
+            return step.get();
+        } catch (StackOverflowError e) {
+            throw CollieException.at(new dev.collie.dsl.Span(source.name(), 1, 1, 1),
+                    "the file nests too deeply to compile").withSource(source);
+        } catch (ArithmeticException e) {
+            throw CollieException.at(new dev.collie.dsl.Span(source.name(), 1, 1, 1),
+                    "a shape or size overflows 64-bit integers").withSource(source);
+        }
     }
 
     /**
@@ -42,8 +60,8 @@ public final class Compiler {
     public static ResolvedModel resolve(ModelFile model, String preset, Path configJson, Map<String, String> sets) {
         HfConfig.Loaded config = configJson == null ? null : HfConfig.read(model, configJson);
         try {
-            return HyperResolver.resolve(model, preset, config == null ? Map.of() : config.values(),
-                    sets == null ? Map.of() : sets);
+            return guarded(model.source(), () -> HyperResolver.resolve(model, preset,
+                    config == null ? Map.of() : config.values(), sets == null ? Map.of() : sets));
         } catch (CollieException e) {
             throw config == null ? e : e.withSource(config.source());
         }
@@ -51,17 +69,19 @@ public final class Compiler {
 
     /** Checks every preset (and the defaults) down to shapes: what `colliec check` runs. */
     public static int checkAllPresets(ModelFile model) {
-        GraphBuilder.build(HyperResolver.resolve(model, null));
-        int n = 1;
-        for (Decl.Preset p : model.presets()) {
-            GraphBuilder.build(HyperResolver.resolve(model, p.name()));
-            n++;
-        }
-        return n;
+        return guarded(model.source(), () -> {
+            GraphBuilder.build(HyperResolver.resolve(model, null));
+            int n = 1;
+            for (Decl.Preset p : model.presets()) {
+                GraphBuilder.build(HyperResolver.resolve(model, p.name()));
+                n++;
+            }
+            return n;
+        });
     }
 
     public static Plan compile(ResolvedModel model, boolean verify, BiConsumer<String, Graph> afterEachPass) {
-        Graph forward = GraphBuilder.build(model);
+        Graph forward = guarded(model.file().source(), () -> GraphBuilder.build(model));
         if (afterEachPass != null) {
             afterEachPass.accept("BuildForwardGraph", forward);
         }
