@@ -214,7 +214,14 @@ public final class CollieMain implements Runnable {
                             session.plan().origin(), session.plan().parameterCount(), dir);
                     Trainer trainer = new Trainer(session, settings, tok, Optimizers.create(settings, session.params()),
                             dir, resume, save, out);
-                    Trainer.Outcome outcome = inPool((int) settings.integer("threads"), trainer::run);
+                    Signals.onInterrupt(trainer::requestStop);
+                    Trainer.Outcome outcome;
+                    try {
+                        outcome = inPool((int) settings.integer("threads"), trainer::run);
+                    } catch (Trainer.Interrupted e) {
+                        spec.commandLine().getErr().println(e.getMessage());
+                        return 130;
+                    }
                     out.printf("trained steps %d..%d: loss %.4f -> %.4f; checkpoint %s; metrics %s; plot %s%n",
                             outcome.firstStep(), outcome.lastStep(), outcome.firstLoss(), outcome.lastLoss(),
                             outcome.finalCheckpoint(), dir.resolve("metrics.jsonl"), dir.resolve("loss.png"));

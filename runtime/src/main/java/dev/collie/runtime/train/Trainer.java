@@ -184,11 +184,15 @@ public final class Trainer {
                 if (!eval.isEmpty() && evalEvery > 0 && step % evalEvery == 0 && step < steps) {
                     evaluate(evaluator, eval, sampling, generator, step, metrics, progress);
                 }
-                if (saveEvery > 0 && step % saveEvery == 0 && step < steps) {
+                boolean interrupted = stopRequested.get();
+                if ((saveEvery > 0 && step % saveEvery == 0 && step < steps) || (interrupted && step < steps)) {
                     Path dir = output.resolve("checkpoints").resolve(String.format("step-%08d", step));
                     save(dir, new TrainerState(step, batches.position().epoch(), batches.position().index(),
                             optimizer.name(), optimizer.step(), seed, batchSize, pack, rows.size(), steps));
                     progress.log("saved " + dir);
+                    if (interrupted) {
+                        throw new Interrupted(step, dir);
+                    }
                 }
             }
             if (!eval.isEmpty()) {
@@ -267,6 +271,30 @@ public final class Trainer {
             }
         }
         return out;
+    }
+
+    /** Set by SIGINT/SIGTERM: the loop finishes its step, saves a checkpoint and stops. */
+    private final java.util.concurrent.atomic.AtomicBoolean stopRequested = new java.util.concurrent.atomic.AtomicBoolean();
+
+    /** Asks the run to save and stop after the current step (what a signal handler calls). */
+    public void requestStop() {
+        stopRequested.set(true);
+    }
+
+    /** The run was stopped on request after saving a resumable checkpoint. */
+    public static final class Interrupted extends RuntimeException implements dev.collie.compiler.cli.CliSupport.UserError {
+        public final Path checkpoint;
+
+        Interrupted(long step, Path checkpoint) {
+            super("interrupted after step " + step + "; saved " + checkpoint + " (continue with --resume " + checkpoint
+                    + ")", null, false, false);
+            this.checkpoint = checkpoint;
+        }
+
+        @Override
+        public String userMessage() {
+            return getMessage();
+        }
     }
 
     /** A step whose loss is not a finite number: the run stops instead of training on garbage. */
