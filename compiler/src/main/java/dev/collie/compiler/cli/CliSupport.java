@@ -43,7 +43,7 @@ public final class CliSupport {
         cli.setExecutionExceptionHandler((ex, cmd, parsed) -> handle(ex, cmd.getErr(), cmd.getCommandSpec().qualifiedName()));
         cli.setParameterExceptionHandler((ex, argv) -> {
             PrintWriter stream = ex.getCommandLine().getErr();
-            stream.println(ex.getCommandLine().getCommandName() + ": error: " + ex.getMessage());
+            stream.println(ex.getCommandLine().getCommandSpec().qualifiedName() + ": error: " + ex.getMessage());
             stream.println("Try '" + ex.getCommandLine().getCommandSpec().qualifiedName() + " --help' for usage.");
             return 2;
         });

@@ -76,6 +76,24 @@ public final class CollieMain implements Runnable {
         }
     }
 
+    /** A folder Collie will write into must be a folder (or not exist yet) under a writable parent. */
+    static void requireWritableDir(Path p, String what) {
+        if (p == null) {
+            return;
+        }
+        if (Files.exists(p) && !Files.isDirectory(p)) {
+            throw new CliSupport.UsageError(what + " " + p + ": exists and is not a folder");
+        }
+        Path existing = p.toAbsolutePath();
+        while (existing != null && !Files.exists(existing)) {
+            existing = existing.getParent();
+        }
+        if (existing == null || !Files.isDirectory(existing) || !Files.isWritable(existing)) {
+            throw new CliSupport.UsageError(what + " " + p + ": cannot write there (" + existing + " is not a writable "
+                    + "folder)");
+        }
+    }
+
     static void requireFile(Path p, String what) {
         if (p != null && !Files.exists(p)) {
             throw new CliSupport.UsageError(what + " " + p + ": no such file");
@@ -200,6 +218,12 @@ public final class CollieMain implements Runnable {
             }
             requireFile(model, "model");
             requireFile(runConfig, "--run-config");
+            requireWritableDir(output, "--output");
+            requireWritableDir(save, "--save");
+            if (resume != null && modelOptions.checkpoint != null && !resume.equals(modelOptions.checkpoint)) {
+                throw new CliSupport.UsageError("--resume and --checkpoint name different folders: a resumed run "
+                        + "takes its weights from the --resume checkpoint; drop --checkpoint");
+            }
             if (resume != null && !Files.isDirectory(resume)) {
                 throw new CliSupport.UsageError("--resume " + resume + ": no such directory");
             }

@@ -163,7 +163,19 @@ class CliEndToEndTest {
         assertEquals(1, badCheck.code());
         assertTrue(badCheck.err().startsWith("../samples/errors/unknown_op.collie:6:22: error: unknown op 'lineer'"),
                 badCheck.err());
-        for (Result r : List.of(missingData, noFile, badData, badCheck)) {
+        Path file = tmp.resolve("a-file");
+        Files.writeString(file, "x");
+        Result badOutput = collie("run", "../models/llama.collie", "--data", bad.toString(), "--output", file.toString());
+        assertEquals(2, badOutput.code());
+        assertTrue(badOutput.err().contains("exists and is not a folder"), badOutput.err());
+        Result contradictory = collie("run", "../models/llama.collie", "--data", bad.toString(), "--checkpoint",
+                fixture.toString(), "--resume", tmp.toString());
+        assertEquals(2, contradictory.code());
+        assertTrue(contradictory.err().contains("--resume and --checkpoint"), contradictory.err());
+        Result unknownFlag = collie("run", "../models/llama.collie", "--lerning-rate", "1");
+        assertEquals(2, unknownFlag.code());
+        assertTrue(unknownFlag.err().startsWith("collie run: error: Unknown options: '--lerning-rate'"), unknownFlag.err());
+        for (Result r : List.of(missingData, noFile, badData, badCheck, badOutput, contradictory, unknownFlag)) {
             assertFalse(r.err().contains("\tat "), "no stack trace: " + r.err());
         }
     }
