@@ -55,13 +55,14 @@ final class Bench implements Callable<Integer> {
     @Override
     public Integer call() {
         CollieMain.requireFile(model, "model");
-        if (!dtype.equals("fp32")) {
-            throw new CliSupport.UsageError("--dtype " + dtype + ": only fp32 is implemented so far");
+        if (!dtype.equals("fp32") && !dtype.equals("bf16")) {
+            throw new CliSupport.UsageError("--dtype must be fp32 or bf16, got " + dtype);
         }
         if (batch < 1 || seq < 2 || steps < 1 || warmup < 0) {
             throw new CliSupport.UsageError("--batch-size >= 1, --seq-len >= 2, --steps >= 1 and --warmup >= 0");
         }
-        try (Session s = Session.open(Session.ModelSpec.of(model, preset, Map.of()), null, 0)) {
+        try (Session s = Session.open(Session.ModelSpec.of(model, preset, Map.of()), null, 0,
+                dtype.equals("bf16") ? dev.collie.compiler.ir.DType.BF16 : dev.collie.compiler.ir.DType.F32)) {
             if (optimizer.equals("adalomo")) {
                 s.executor().setOptimizer(new dev.collie.runtime.optim.AdaLomo(s.params(), 0));
             }

@@ -67,12 +67,16 @@ public final class CollieMain implements Runnable {
         Long seed;
 
         Session open(Path model, Path weights) {
+            return open(model, weights, dev.collie.compiler.ir.DType.F32);
+        }
+
+        Session open(Path model, Path weights, dev.collie.compiler.ir.DType storage) {
             if (weights != null && !Files.isDirectory(weights)) {
                 throw new CliSupport.UsageError("checkpoint " + weights + ": "
                         + (Files.exists(weights) ? "not a directory" : "no such directory"));
             }
             return Session.open(Session.ModelSpec.of(model, preset, CliSupport.sets(sets)), weights,
-                    seed == null ? 0 : seed);
+                    seed == null ? 0 : seed, storage);
         }
     }
 
@@ -161,6 +165,7 @@ public final class CollieMain implements Runnable {
         @Option(names = "--top-k") Long topK;
         @Option(names = "--top-p") Double topP;
         @Option(names = "--threads") Long threads;
+        @Option(names = "--dtype", description = "weight storage: fp32 or bf16") String dtype;
         @Option(names = "--quiet", description = "plain log lines instead of a progress bar") boolean quiet;
 
         @Spec
@@ -194,6 +199,7 @@ public final class CollieMain implements Runnable {
             put(f, "top_k", topK);
             put(f, "top_p", topP);
             put(f, "threads", threads);
+            put(f, "dtype", dtype);
             put(f, "seed", modelOptions.seed);
             if (quiet) {
                 f.put("quiet", true);
@@ -228,8 +234,15 @@ public final class CollieMain implements Runnable {
                 throw new CliSupport.UsageError("--resume " + resume + ": no such directory");
             }
             Path weights = resume != null ? resume : modelOptions.checkpoint;
-            try (Session session = modelOptions.open(model, weights)) {
-                TrainSettings settings = TrainSettings.resolve(session.plan().train(), runConfig, flags());
+            Session opened = modelOptions.open(model, weights, "bf16".equals(dtype)
+                    ? dev.collie.compiler.ir.DType.BF16 : dev.collie.compiler.ir.DType.F32);
+            TrainSettings settings = TrainSettings.resolve(opened.plan().train(), runConfig, flags());
+            if (settings.string("dtype").equals("bf16") && opened.params().storage() != dev.collie.compiler.ir.DType.BF16) {
+                // The model file or run config asked for bf16 weights: load them that way.
+                opened.close();
+                opened = modelOptions.open(model, weights, dev.collie.compiler.ir.DType.BF16);
+            }
+            try (Session session = opened) {
                 requireFile(Path.of(settings.string("data").isEmpty() ? "." : settings.string("data")), "--data");
                 Path dir = output != null ? output : Path.of("runs", session.plan().model() + "-"
                         + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyyMMdd-HHmmss")));

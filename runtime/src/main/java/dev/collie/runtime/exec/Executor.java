@@ -9,7 +9,9 @@ import dev.collie.compiler.passes.ProgramKind;
 import dev.collie.compiler.plan.Plan;
 import dev.collie.runtime.optim.Lomo;
 import dev.collie.runtime.optim.Optimizer;
+import dev.collie.runtime.tensor.Bf16Tensors;
 import dev.collie.runtime.tensor.Tensor;
+import dev.collie.compiler.ir.DType;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -90,8 +92,15 @@ public final class Executor {
                     case "input" -> values.put(n.out(), inputs.get(n.stringAttr("name")));
                     default -> {
                         Tensor[] in = new Tensor[n.inputs.size()];
+                        Tensor[] widened = null;
                         for (int k = 0; k < in.length; k++) {
                             in[k] = values.get(n.inputs.get(k));
+                            // bf16 weights are widened for this op alone (the update gets the storage itself)
+                            if (in[k].dtype == DType.BF16 && !(n.op.equals("param_update") && k == 0)) {
+                                widened = widened == null ? new Tensor[in.length] : widened;
+                                widened[k] = Bf16Tensors.widen(in[k]);
+                                in[k] = widened[k];
+                            }
                         }
                         Tensor[] out = new Tensor[n.outputs.size()];
                         for (int k = 0; k < out.length; k++) {
@@ -111,6 +120,13 @@ public final class Executor {
                             }
                         } else {
                             backend.execute(n, in, out);
+                        }
+                        if (widened != null) {
+                            for (Tensor w : widened) {
+                                if (w != null) {
+                                    w.free();
+                                }
+                            }
                         }
                         if (profile != null) {
                             long[] p = profile.computeIfAbsent(n.op, k -> new long[2]);

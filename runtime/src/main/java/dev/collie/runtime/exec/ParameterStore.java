@@ -11,6 +11,7 @@ import dev.collie.runtime.checkpoint.HfCheckpointWriter;
 import dev.collie.runtime.checkpoint.SafetensorsWriter;
 import dev.collie.runtime.checkpoint.StDType;
 import dev.collie.runtime.checkpoint.TensorInfo;
+import dev.collie.runtime.tensor.Bf16Tensors;
 import dev.collie.runtime.tensor.NativeMemory;
 import dev.collie.runtime.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
@@ -33,24 +34,38 @@ public final class ParameterStore implements AutoCloseable {
     public static final long SHARD_BYTES = 5L * 1000 * 1000 * 1000;
 
     private final List<ParamInfo> infos;
+    private final DType storage;
     private final MemorySegment arena;
     private final Tensor[] tensors;
 
     public ParameterStore(List<ParamInfo> infos) {
+        this(infos, DType.F32);
+    }
+
+    /** @param storage F32, or BF16 to keep the weights in half the memory (compute stays fp32) */
+    public ParameterStore(List<ParamInfo> infos, DType storage) {
+        if (storage != DType.F32 && storage != DType.BF16) {
+            throw new IllegalArgumentException("weights are stored as f32 or bf16, not " + storage);
+        }
         this.infos = List.copyOf(infos);
+        this.storage = storage;
         long total = 0;
         for (ParamInfo p : infos) {
-            total = Math.addExact(total, Math.multiplyExact(p.numel(), 4L));
+            total = Math.addExact(total, Math.multiplyExact(p.numel(), (long) storage.bytes));
         }
         this.arena = NativeMemory.allocate(Math.max(total, 4));
         this.tensors = new Tensor[infos.size()];
         long offset = 0;
         for (int i = 0; i < infos.size(); i++) {
             ParamInfo p = infos.get(i);
-            long bytes = p.numel() * 4;
-            tensors[i] = Tensor.view(arena.asSlice(offset, bytes), shapeOf(p), DType.F32);
+            long bytes = p.numel() * storage.bytes;
+            tensors[i] = Tensor.view(arena.asSlice(offset, bytes), shapeOf(p), storage);
             offset += bytes;
         }
+    }
+
+    public DType storage() {
+        return storage;
     }
 
     private static long[] shapeOf(ParamInfo p) {
@@ -74,7 +89,8 @@ public final class ParameterStore implements AutoCloseable {
         for (int i = 0; i < infos.size(); i++) {
             ParamInfo p = infos.get(i);
             SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ p.name().hashCode());
-            MemorySegment seg = tensors[i].data;
+            Tensor f32 = storage == DType.F32 ? tensors[i] : Tensor.allocate(tensors[i].shape, DType.F32);
+            MemorySegment seg = f32.data;
             long n = p.numel();
             List<Double> a = p.init().args();
             for (long k = 0; k < n; k++) {
@@ -87,6 +103,10 @@ public final class ParameterStore implements AutoCloseable {
                     default -> throw new IllegalStateException("unknown initialiser " + p.init().kind());
                 };
                 seg.setAtIndex(Tensor.F32, k, (float) v);
+            }
+            if (f32 != tensors[i]) {
+                Bf16Tensors.narrowNearest(f32, tensors[i]);
+                f32.free();
             }
         }
     }
@@ -116,16 +136,27 @@ public final class ParameterStore implements AutoCloseable {
                 throw new CheckpointException(file, p.checkpointName(), "has dtype " + t.dtype()
                         + "; parameters must be F32, F16, BF16 or F64");
             }
-            if (!p.storedTransposed()) {
+            if (!p.storedTransposed() && storage == DType.F32) {
                 ckpt.readAsF32(p.checkpointName(), tensors[i].data);
                 continue;
             }
             Tensor tmp = Tensor.allocate(want, DType.F32);
+            Tensor logical = p.storedTransposed() ? Tensor.allocate(tensors[i].shape, DType.F32) : tmp;
             try {
                 ckpt.readAsF32(p.checkpointName(), tmp.data);
-                transpose(tmp.data, tensors[i].data, (int) want[0], (int) want[1]);
+                if (p.storedTransposed()) {
+                    transpose(tmp.data, logical.data, (int) want[0], (int) want[1]);
+                }
+                if (storage == DType.F32) {
+                    MemorySegment.copy(logical.data, 0, tensors[i].data, 0, logical.data.byteSize());
+                } else {
+                    Bf16Tensors.narrowNearest(logical, tensors[i]);
+                }
             } finally {
                 tmp.free();
+                if (logical != tmp) {
+                    logical.free();
+                }
             }
         }
     }
@@ -160,21 +191,33 @@ public final class ParameterStore implements AutoCloseable {
         if (!config.has("model_type")) {
             config.put("model_type", plan.model());
         }
-        config.put("torch_dtype", "float32");
+        config.put("torch_dtype", storage == DType.BF16 ? "bfloat16" : "float32");
         var entries = new ArrayList<SafetensorsWriter.Entry>();
         var temps = new ArrayList<Tensor>();
         try {
             for (int i = 0; i < infos.size(); i++) {
                 ParamInfo p = infos.get(i);
                 long[] stored = p.storedShape().dims().stream().mapToLong(d -> d.coeff()).toArray();
-                MemorySegment data = tensors[i].data;
-                if (p.storedTransposed()) {
-                    Tensor t = Tensor.allocate(stored, DType.F32);
+                Tensor t = tensors[i];
+                if (storage == DType.BF16 && p.storedTransposed()) {
+                    t = Bf16Tensors.widen(t);
                     temps.add(t);
-                    transpose(data, t.data, (int) stored[1], (int) stored[0]);
-                    data = t.data;
                 }
-                entries.add(new SafetensorsWriter.Entry(p.checkpointName(), StDType.F32, stored, data));
+                MemorySegment data = t.data;
+                if (p.storedTransposed()) {
+                    Tensor tr = Tensor.allocate(stored, DType.F32);
+                    temps.add(tr);
+                    transpose(data, tr.data, (int) stored[1], (int) stored[0]);
+                    data = tr.data;
+                    if (storage == DType.BF16) {
+                        Tensor narrow = Tensor.allocate(stored, DType.BF16);
+                        temps.add(narrow);
+                        Bf16Tensors.narrowNearest(tr, narrow);
+                        data = narrow.data;
+                    }
+                }
+                entries.add(new SafetensorsWriter.Entry(p.checkpointName(),
+                        storage == DType.BF16 ? StDType.BF16 : StDType.F32, stored, data));
             }
             HfCheckpointWriter.save(dir, config, entries, SHARD_BYTES, extraFiles == null ? List.of() : extraFiles);
         } finally {
@@ -184,7 +227,15 @@ public final class ParameterStore implements AutoCloseable {
 
     /** A copy of one parameter as floats, for tests and reports. */
     public float[] values(int index) {
-        return tensors[index].data.toArray(ValueLayout.JAVA_FLOAT);
+        if (storage == DType.F32) {
+            return tensors[index].data.toArray(ValueLayout.JAVA_FLOAT);
+        }
+        Tensor wide = Bf16Tensors.widen(tensors[index]);
+        try {
+            return wide.toFloatArray();
+        } finally {
+            wide.free();
+        }
     }
 
     public int indexOf(String checkpointName) {

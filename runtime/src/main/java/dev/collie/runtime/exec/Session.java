@@ -53,6 +53,11 @@ public final class Session implements AutoCloseable {
     }
 
     public static Session open(ModelSpec spec, Path checkpoint, long seed) {
+        return open(spec, checkpoint, seed, dev.collie.compiler.ir.DType.F32);
+    }
+
+    /** @param weights F32, or BF16 to store the weights in bf16 (updates use stochastic rounding) */
+    public static Session open(ModelSpec spec, Path checkpoint, long seed, dev.collie.compiler.ir.DType weights) {
         HfCheckpoint ckpt = checkpoint == null ? null : HfCheckpoint.open(checkpoint);
         try {
             Plan plan;
@@ -71,7 +76,7 @@ public final class Session implements AutoCloseable {
                 ResolvedModel resolved = Compiler.resolve(model, spec.preset(), config, spec.sets());
                 plan = Compiler.compile(resolved, false, null);
             }
-            ParameterStore params = new ParameterStore(plan.params());
+            ParameterStore params = new ParameterStore(plan.params(), weights);
             try {
                 if (ckpt != null) {
                     params.load(ckpt);

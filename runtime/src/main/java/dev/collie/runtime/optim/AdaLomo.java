@@ -69,13 +69,15 @@ public final class AdaLomo implements Optimizer {
     public void update(int index, Tensor param, Tensor grad, double lr, double clipScale) {
         int[] rc = matrixShape(params.infos().get(index));
         Tensor[] s = stateOf(index);
-        if (isVector(rc)) {
-            OptimizerKernels.adalomoUpdate(param.data, grad.data, (int) param.numel(), 0, null, null, s[0].data, step,
-                    (float) lr, (float) clipScale, (float) weightDecay, config);
-        } else {
-            OptimizerKernels.adalomoUpdate(param.data, grad.data, rc[0], rc[1], s[0].data, s[1].data, null, step,
-                    (float) lr, (float) clipScale, (float) weightDecay, config);
-        }
+        Bf16Updates.apply(param, 1, step, index, p -> {
+            if (isVector(rc)) {
+                OptimizerKernels.adalomoUpdate(p.data, grad.data, (int) p.numel(), 0, null, null, s[0].data, step,
+                        (float) lr, (float) clipScale, (float) weightDecay, config);
+            } else {
+                OptimizerKernels.adalomoUpdate(p.data, grad.data, rc[0], rc[1], s[0].data, s[1].data, null, step,
+                        (float) lr, (float) clipScale, (float) weightDecay, config);
+            }
+        });
     }
 
     @Override

@@ -27,13 +27,15 @@ public final class Lomo implements Optimizer {
 
     @Override
     public void update(int index, Tensor param, Tensor grad, double lr, double clipScale) {
-        if (weightDecay == 0) {
-            // One rounding of lr * clipScale, as PyTorch does with a Python scalar step.
-            OptimizerKernels.lomoUpdate(param.data, grad.data, param.numel(), (float) (lr * clipScale), 1f, 0f);
-        } else {
-            OptimizerKernels.lomoUpdate(param.data, grad.data, param.numel(), (float) lr, (float) clipScale,
-                    (float) weightDecay);
-        }
+        Bf16Updates.apply(param, 0, step, index, p -> {
+            if (weightDecay == 0) {
+                // One rounding of lr * clipScale, as PyTorch does with a Python scalar step.
+                OptimizerKernels.lomoUpdate(p.data, grad.data, p.numel(), (float) (lr * clipScale), 1f, 0f);
+            } else {
+                OptimizerKernels.lomoUpdate(p.data, grad.data, p.numel(), (float) lr, (float) clipScale,
+                        (float) weightDecay);
+            }
+        });
     }
 
     @Override
