@@ -110,6 +110,10 @@ final class Bench implements Callable<Integer> {
             json.put("gemm_peak_gflops", peak / 1e9);
             json.put("mfu", flops / median / peak);
             json.put("loss", loss);
+            var bindings = Map.of("B", (long) batch, "T", (long) seq);
+            long planned = s.params().bytes() + new dev.collie.compiler.analysis.Liveness(
+                    s.plan().program(ProgramKind.TRAIN)).peakActivationBytes(bindings);
+            json.put("planned_peak_bytes", planned);
             json.put("peak_rss_bytes", peakRss());
             json.put("peak_native_bytes", NativeMemory.peakBytes());
             spec.commandLine().getOut().println(json);
