@@ -98,6 +98,7 @@ public final class GradRules {
         RULES.put("attention", (e, n, d) -> {
             Map<String, Object> attrs = Map.of("causal", n.attrs.get("causal"), "scale", n.attrs.get("scale"));
             List<Value> ins = new ArrayList<>(n.inputs.subList(0, 3));
+            ins.add(n.out());
             ins.add(d.get(0));
             if (n.inputs.size() > 3) {
                 ins.add(n.inputs.get(3));

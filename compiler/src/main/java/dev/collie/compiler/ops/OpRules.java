@@ -129,7 +129,9 @@ public final class OpRules {
             }
             return one(attention(in), DType.F32);
         });
-        def("attention_grad", 4, 5, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
+        // (q, k, v, out, dout[, segments]) -> (dq, dk, dv); out is the forward's result (FlashAttention-2
+        // needs rowsum(dout * out))
+        def("attention_grad", 5, 6, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
                 new Type(in.get(1).shape, DType.F32), new Type(in.get(2).shape, DType.F32)));
         // Generation: q [B, H, Tn, D], k and v [B, KV, Tn, D], caches [B, KV, S, D] (written in place),
         // positions [B, Tn] -> [B, H, Tn, D]

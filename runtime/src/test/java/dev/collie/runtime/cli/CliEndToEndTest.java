@@ -181,6 +181,21 @@ class CliEndToEndTest {
     }
 
     @Test
+    void benchPrintsOneJsonLine() throws Exception {
+        for (String dtype : List.of("fp32", "bf16")) {
+            Result r = collie("bench", "../models/llama.collie", "--preset", "tiny", "--batch-size", "2", "--seq-len", "16",
+                    "--steps", "2", "--warmup", "1", "--dtype", dtype);
+            assertEquals(0, r.code(), r.err());
+            JsonNode json = new ObjectMapper().readTree(r.out());
+            for (String key : List.of("tokens_per_second", "tgs", "mfu", "peak_rss_bytes", "planned_peak_bytes",
+                    "gemm_peak_gflops", "model_gflop_per_step")) {
+                assertTrue(json.has(key) && json.get(key).asDouble() > 0, key + " in " + r.out());
+            }
+            assertEquals(dtype, json.get("dtype").asText());
+        }
+    }
+
+    @Test
     void explainPrintsTheIrAfterEachPassAndGraphDrawsDot() {
         Result e = colliec("explain", "../models/llama.collie", "--preset", "tiny");
         assertEquals(0, e.code(), e.err());

@@ -3,6 +3,8 @@ package dev.collie.runtime.backend.cpu;
 import dev.collie.compiler.ir.Node;
 import dev.collie.runtime.exec.Backend;
 import dev.collie.runtime.kernels.CpuKernels;
+import dev.collie.runtime.kernels.FlashAttention;
+import dev.collie.runtime.kernels.FusedRope;
 import dev.collie.runtime.kernels.FusedKernels;
 import dev.collie.runtime.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
@@ -59,12 +61,12 @@ public final class CpuBackend implements Backend {
                     out[1].data, out[2].data, rows(in[0]), (int) last(in[0]), (float) n.doubleAttr("eps"), false);
             case "rope" -> {
                 long[] s = in[0].shape;
-                CpuKernels.rope(in[0].data, out[0].data, (int) s[0], (int) s[1], (int) s[2], (int) s[3],
+                FusedRope.rope(in[0].data, out[0].data, (int) s[0], (int) s[1], (int) s[2], (int) s[3],
                         n.doubleAttr("theta"), n.boolAttr("inverse"), in.length > 1 ? in[1].data : null);
             }
             case "attention" -> {
                 long[] q = in[0].shape;
-                CpuKernels.attentionForward(in[0].data, in[1].data, in[2].data, out[0].data, (int) q[0], (int) q[1],
+                FlashAttention.forward(in[0].data, in[1].data, in[2].data, out[0].data, (int) q[0], (int) q[1],
                         (int) in[1].shape[1], (int) q[2], (int) q[3], n.boolAttr("causal"), (float) n.doubleAttr("scale"),
                         in.length > 3 ? in[3].data : null);
             }
@@ -76,9 +78,9 @@ public final class CpuBackend implements Backend {
             }
             case "attention_grad" -> {
                 long[] q = in[0].shape;
-                CpuKernels.attentionBackward(in[0].data, in[1].data, in[2].data, in[3].data, out[0].data, out[1].data,
-                        out[2].data, (int) q[0], (int) q[1], (int) in[1].shape[1], (int) q[2], (int) q[3],
-                        n.boolAttr("causal"), (float) n.doubleAttr("scale"), in.length > 4 ? in[4].data : null);
+                FlashAttention.backward(in[0].data, in[1].data, in[2].data, in[3].data, in[4].data, out[0].data,
+                        out[1].data, out[2].data, (int) q[0], (int) q[1], (int) in[1].shape[1], (int) q[2], (int) q[3],
+                        n.boolAttr("causal"), (float) n.doubleAttr("scale"), in.length > 5 ? in[5].data : null, null);
             }
             case "split_heads" -> {
                 // [B, T, H*D] -> [B, H, T, D]
