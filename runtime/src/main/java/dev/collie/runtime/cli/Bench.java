@@ -8,7 +8,7 @@ import dev.collie.compiler.passes.ProgramKind;
 import dev.collie.runtime.data.Batch;
 import dev.collie.runtime.data.Example;
 import dev.collie.runtime.exec.Session;
-import dev.collie.runtime.kernels.CpuKernels;
+import dev.collie.runtime.kernels.SimdGemm;
 import dev.collie.runtime.tensor.NativeMemory;
 import dev.collie.runtime.tensor.Tensor;
 import java.io.IOException;
@@ -143,7 +143,7 @@ final class Bench implements Callable<Integer> {
             double best = Double.MAX_VALUE;
             for (int r = 0; r < 4; r++) {
                 long start = System.nanoTime();
-                CpuKernels.matmulNT(a, b, c, n, n, n, false);
+                SimdGemm.matmulNT(a, b, c, n, n, n, false);
                 best = Math.min(best, (System.nanoTime() - start) / 1e9);
             }
             return 2.0 * n * n * n / best;

@@ -53,10 +53,10 @@ public final class FusedKernels {
                 int n = Math.min(rows, N - start);
                 MemorySegment hChunk = h.asSlice((long) start * C * 4, (long) n * C * 4);
                 MemorySegment tChunk = targets.asSlice((long) start * 8, (long) n * 8);
-                CpuKernels.matmulNT(hChunk, w, logits, n, V, C, false);
+                SimdGemm.matmulNT(hChunk, w, logits, n, V, C, false);
                 total += softmaxCrossEntropyRows(logits, tChunk, n, V, ignoreIndex, 1.0 / count);
-                CpuKernels.matmulNN(logits, w, dh.asSlice((long) start * C * 4, (long) n * C * 4), n, C, V, false);
-                CpuKernels.matmulTN(logits, hChunk, dw, n, V, C, true);
+                SimdGemm.matmulNN(logits, w, dh.asSlice((long) start * C * 4, (long) n * C * 4), n, C, V, false);
+                SimdGemm.matmulTN(logits, hChunk, dw, n, V, C, true);
             }
         }
         return total / count;

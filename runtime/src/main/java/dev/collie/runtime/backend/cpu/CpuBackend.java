@@ -5,14 +5,16 @@ import dev.collie.runtime.exec.Backend;
 import dev.collie.runtime.kernels.CpuKernels;
 import dev.collie.runtime.kernels.FlashAttention;
 import dev.collie.runtime.kernels.FusedRope;
+import dev.collie.runtime.kernels.SimdGemm;
 import dev.collie.runtime.kernels.FusedKernels;
 import dev.collie.runtime.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
 
 /**
- * The reference backend: each IR op mapped to a scalar Java kernel. Layout kernels (head split and
- * merge, slicing, broadcasting) live here; the numeric kernels live in {@link CpuKernels}, each with
- * a test against a double-precision reference.
+ * The CPU backend: each IR op mapped to a Java kernel. Matrix products, attention, rotary
+ * embeddings and the fused head use the Vector API kernels (SimdGemm, FlashAttention, FusedRope,
+ * FusedKernels), each tested against its scalar reference in {@link CpuKernels}; layout kernels
+ * (head split and merge, slicing, broadcasting) live here.
  */
 public final class CpuBackend implements Backend {
 
@@ -39,14 +41,14 @@ public final class CpuBackend implements Backend {
             case "linear" -> {
                 int k = (int) last(in[0]);
                 int nOut = (int) in[1].shape[0];
-                CpuKernels.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+                SimdGemm.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
             }
             case "matmul" -> {
                 int k = (int) last(in[0]);
                 int nOut = (int) in[1].shape[1];
-                CpuKernels.matmulNN(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+                SimdGemm.matmulNN(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
             }
-            case "matmul_tn" -> CpuKernels.matmulTN(in[0].data, in[1].data, out[0].data, rows(in[0]),
+            case "matmul_tn" -> SimdGemm.matmulTN(in[0].data, in[1].data, out[0].data, rows(in[0]),
                     (int) last(in[0]), (int) last(in[1]), false);
             case "add", "sub", "mul", "div" -> broadcast(n.op, in[0], in[1], out[0]);
             case "add_scalar", "mul_scalar", "div_scalar" -> scalarOp(n.op, (float) n.doubleAttr("value"), in[0], out[0]);

@@ -1,0 +1,764 @@
+package dev.collie.runtime.kernels;
+
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.lang.invoke.VarHandle;
+import java.nio.ByteOrder;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.concurrent.ForkJoinPool;
+import java.util.concurrent.ForkJoinTask;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Float32 GEMM on the Vector API, with the semantics of {@link CpuKernels#matmulNT},
+ * {@link CpuKernels#matmulNN} and {@link CpuKernels#matmulTN}: row-major operands in
+ * {@link MemorySegment}s, {@code out (+)= op(a) · op(b)}.
+ *
+ * <p>Structure (GotoBLAS / BLIS, with the two inner loops swapped): for each NC-wide column
+ * panel of the output and each KC-deep slice of the shared dimension, a KC x NC panel of B is
+ * packed into NR-wide micro-panels. Then for each MC-high row block an MC x KC block of A is
+ * packed, and for each NB-wide part of the B panel (which fits in L2) and each MR-row
+ * micro-panel of A, a register-blocked micro-kernel computes the MR x NR output tiles left to
+ * right. The three transposes only differ in how the panels are packed, so one micro-kernel
+ * serves all.
+ *
+ * <p>Why A's micro-panel, not B's, is the one held while the other streams (BLIS holds B's):
+ * the output tile has to be read and written once per KC slice, and walking the tiles along the
+ * output's rows makes those accesses sequential streams that the hardware prefetcher fetches
+ * ahead. Walking down a column instead (BLIS order) touches a new 4 KiB page with every row;
+ * without a prefetch instruction in Java, every tile then waited for its output lines, which
+ * cost about a fifth of the time at 1024³ (profiled). Streaming B's micro-panels from L2 instead
+ * of L1 costs little: the kernel needs 64 bytes of B per 12 FMAs.
+ *
+ * <p>Determinism: the output is cut into rectangles, one ForkJoin task each, and every element is
+ * computed by exactly one task. An element's value depends only on K's split into KC slices (a
+ * function of K alone): inside a slice it is one FMA chain in k order, slices are added to the
+ * output in k order, and neither the tile an element falls in nor its lane changes the arithmetic
+ * (padding rows, columns and k steps of a tile are zeros or discarded). So results are
+ * bit-identical for every thread count. They differ in the last bits from {@link CpuKernels},
+ * which rounds after each multiply instead of using FMA and sums K in one chain.
+ */
+public final class SimdGemm {
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    /** Floats per vector: 8 with AVX2, 16 with AVX-512. */
+    private static final int VL = F.length();
+    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    private static final ByteOrder BO = ByteOrder.nativeOrder();
+
+    /*
+     * Blocking parameters, measured on a 2-core AMD Zen 3 (EPYC, KVM guest; 32 KiB L1d and
+     * 512 KiB L2 per core, AVX2 with two 256-bit FMA pipes). The system properties
+     * collie.gemm.kc / .nb / .mc / .nc override them for tuning on other machines.
+     *
+     * MR x NR micro-tile: 6 rows x 2 vectors = 12 accumulator registers plus 2 for the B row and
+     *   1 for the broadcast A value: 15 of AVX2's 16 ymm registers. Per k step it issues 12 FMAs
+     *   against 8 loads, so the two FMA pipes, not the load ports, are the limit. 4x2 and 8x1
+     *   leave too few independent FMA chains to hide the FMA latency; 4x3 and 5x2 made C2 spill
+     *   (see microKernel). A C version of the same 6x16 kernel reaches ~95 GFLOP/s per core here,
+     *   78% of the 121 GFLOP/s FMA peak; a 4x24 C kernel is no faster.
+     * KC = 512: depth of a K slice. Each slice costs one read and write of the output tile, and
+     *   output lines are the one access the kernel cannot have in cache, so a deep slice pays.
+     *   A's micro-panel (MR x KC = 12 KiB) is then reread from L2 per tile, which is cheap.
+     *   Measured against 256 and 384: 512 won on NT and TN, tied on NN.
+     * NB = 128: width of the B part swept per A micro-panel, KC x NB = 256 KiB, half of L2.
+     * MC = 96: rows of A packed at once (MC x KC = 192 KiB); the B part is fetched into L2 once
+     *   per MC rows.
+     * NC = 2048: width of the packed B panel (KC x NC = 4 MiB, per task). A is packed once per
+     *   NC columns, so a wide panel keeps A's packing cost negligible.
+     */
+    static final int MR = 6;
+    static final int NR = 2 * VL;
+    /** k steps per micro-kernel loop iteration (unrolled by hand; panels are padded to a multiple). */
+    private static final int KU = 2;
+    static final int KC = roundUp(Integer.getInteger("collie.gemm.kc", 512), KU);
+    /**
+     * Row stride of packed A: KC plus one cache line, so that consecutive rows of a block do not
+     * map to the same few L1 sets, as a power-of-two stride would (a precaution; neutral in the
+     * measurements here).
+     */
+    private static final int LDA = KC + 64 / Float.BYTES;
+    static final int NC = roundUp(Integer.getInteger("collie.gemm.nc", 2048), NR);
+    static final int NB = roundUp(Integer.getInteger("collie.gemm.nb", 128), NR);
+    static final int MC = roundUp(Integer.getInteger("collie.gemm.mc", 96), MR);
+
+    /**
+     * Below this many multiply-adds the unpacked path wins. The packed path is already 2-7x
+     * faster than the unpacked one from 8x8x8 on, so only trivial products stay unpacked (and
+     * products with fewer than MR rows, see {@link #unpacked}).
+     */
+    static final long SMALL_WORK = Long.getLong("collie.gemm.small", 512);
+    /** Below this many multiply-adds one thread is faster than forking (~50 µs of work). */
+    static final long PARALLEL_WORK = Long.getLong("collie.gemm.parallel", 1L << 21);
+
+    /**
+     * Whether to keep C2 from hoisting the kernel's broadcast loads (see {@link #microKernel}).
+     * The fence is free on x86 but a real barrier on weakly ordered CPUs, and only needed where
+     * vector registers are scarce (AVX2's 16).
+     */
+    private static final boolean ORDER_LOADS = VL == 8 && isX86();
+
+    private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
+
+    private SimdGemm() {
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Public API
+    // ---------------------------------------------------------------------------------------
+
+    /**
+     * {@code out[M,N] (+)= a[M,K] · b[N,K]^T}, on the current ForkJoinPool.
+     *
+     * @param a          [M,K]
+     * @param b          [N,K]
+     * @param out        [M,N]; overwritten, or added to when {@code accumulate}
+     * @param accumulate add the product to the existing contents of {@code out}
+     */
+    public static void matmulNT(MemorySegment a, MemorySegment b, MemorySegment out,
+                                int M, int N, int K, boolean accumulate) {
+        matmulNT(a, b, out, M, N, K, accumulate, defaultThreads());
+    }
+
+    /**
+     * {@link #matmulNT(MemorySegment, MemorySegment, MemorySegment, int, int, int, boolean)}
+     * split into at most {@code threads} tasks of the current ForkJoinPool.
+     */
+    public static void matmulNT(MemorySegment a, MemorySegment b, MemorySegment out,
+                                int M, int N, int K, boolean accumulate, int threads) {
+        check(a, (long) M * K, b, (long) N * K, out, M, N, K, threads);
+        // A(i,k) = a[i*K + k], B(k,j) = b[j*K + k]
+        gemm(a, K, 1, b, 1, K, out, M, N, K, accumulate, threads);
+    }
+
+    /**
+     * {@code out[M,N] (+)= a[M,K] · b[K,N]}, on the current ForkJoinPool.
+     *
+     * @param a          [M,K]
+     * @param b          [K,N]
+     * @param out        [M,N]; overwritten, or added to when {@code accumulate}
+     * @param accumulate add the product to the existing contents of {@code out}
+     */
+    public static void matmulNN(MemorySegment a, MemorySegment b, MemorySegment out,
+                                int M, int N, int K, boolean accumulate) {
+        matmulNN(a, b, out, M, N, K, accumulate, defaultThreads());
+    }
+
+    /**
+     * {@link #matmulNN(MemorySegment, MemorySegment, MemorySegment, int, int, int, boolean)}
+     * split into at most {@code threads} tasks of the current ForkJoinPool.
+     */
+    public static void matmulNN(MemorySegment a, MemorySegment b, MemorySegment out,
+                                int M, int N, int K, boolean accumulate, int threads) {
+        check(a, (long) M * K, b, (long) K * N, out, M, N, K, threads);
+        // A(i,k) = a[i*K + k], B(k,j) = b[k*N + j]
+        gemm(a, K, 1, b, N, 1, out, M, N, K, accumulate, threads);
+    }
+
+    /**
+     * {@code out[M,N] (+)= a[R,M]^T · b[R,N]}, on the current ForkJoinPool.
+     *
+     * @param a          [R,M]
+     * @param b          [R,N]
+     * @param out        [M,N]; overwritten, or added to when {@code accumulate}
+     * @param accumulate add the product to the existing contents of {@code out}
+     */
+    public static void matmulTN(MemorySegment a, MemorySegment b, MemorySegment out,
+                                int R, int M, int N, boolean accumulate) {
+        matmulTN(a, b, out, R, M, N, accumulate, defaultThreads());
+    }
+
+    /**
+     * {@link #matmulTN(MemorySegment, MemorySegment, MemorySegment, int, int, int, boolean)}
+     * split into at most {@code threads} tasks of the current ForkJoinPool.
+     */
+    public static void matmulTN(MemorySegment a, MemorySegment b, MemorySegment out,
+                                int R, int M, int N, boolean accumulate, int threads) {
+        check(a, (long) R * M, b, (long) R * N, out, M, N, R, threads);
+        // A(i,k) = a[k*M + i], B(k,j) = b[k*N + j]
+        gemm(a, 1, M, b, N, 1, out, M, N, R, accumulate, threads);
+    }
+
+    /**
+     * Threads used by the overloads without a count: the parallelism of the pool the caller runs
+     * in; a caller outside any pool also runs tasks itself while it waits for the common pool.
+     */
+    public static int defaultThreads() {
+        ForkJoinPool pool = ForkJoinTask.getPool();
+        return pool != null ? pool.getParallelism() : ForkJoinPool.getCommonPoolParallelism() + 1;
+    }
+
+
+    // ---------------------------------------------------------------------------------------
+    // Driver
+    // ---------------------------------------------------------------------------------------
+
+    /**
+     * {@code C (+)= A·B} for {@code A(i,k) = a[i*ars + k*acs]}, {@code B(k,j) = b[k*brs + j*bcs]}
+     * (element strides, one of each pair is 1) and a row-major {@code C = c[M,N]}.
+     */
+    private static void gemm(MemorySegment a, long ars, long acs, MemorySegment b, long brs, long bcs,
+                             MemorySegment c, int M, int N, int K, boolean accumulate, int threads) {
+        if (M == 0 || N == 0) {
+            return;
+        }
+        if (K == 0) {
+            if (!accumulate) {
+                c.asSlice(0, (long) M * N * Float.BYTES).fill((byte) 0);
+            }
+            return;
+        }
+        long work = (long) M * N * K;
+        int tasks = work < PARALLEL_WORK ? 1 : threads;
+        if (work < SMALL_WORK || M < MR) {
+            // Unpacked; split the columns (in whole vectors) if there is enough work.
+            int parts = Math.min(tasks, ceilDiv(N, 4 * VL));
+            if (parts <= 1) {
+                unpacked(a, ars, acs, b, brs, bcs, c, M, N, K, accumulate, 0, N);
+                return;
+            }
+            List<ForkJoinTask<?>> jobs = new ArrayList<>(parts);
+            int groups = ceilDiv(N, 4 * VL);
+            for (int t = 0; t < parts; t++) {
+                int j0 = Math.min(N, groups * t / parts * 4 * VL);
+                int j1 = Math.min(N, groups * (t + 1) / parts * 4 * VL);
+                jobs.add(ForkJoinTask.adapt(() -> unpacked(a, ars, acs, b, brs, bcs, c, M, N, K, accumulate, j0, j1)));
+            }
+            ForkJoinTask.invokeAll(jobs);
+            return;
+        }
+        Gemm g = new Gemm(a, ars, acs, b, brs, bcs, c, M, N, K, accumulate);
+        if (tasks == 1) {
+            g.run(0, M, 0, N);
+            return;
+        }
+        // Split the output into a pm x pn grid of equal tasks in whole micro-tiles, the grid
+        // whose slowest task is cheapest: its multiply-adds plus its packing. A task packs its
+        // columns of B once and its rows of A once per NC panel; in multiply-add equivalents a
+        // packed float costs about 3 where it is a straight copy and 16 where packing transposes
+        // (B for NT, A for TN), so NT splits the columns and TN the rows.
+        double packA = acs == 1 ? 3 : 16;
+        double packB = bcs == 1 ? 3 : 16;
+        int mTiles = ceilDiv(M, MR);
+        int nTiles = ceilDiv(N, NR);
+        int pm = 1;
+        int pn = 1;
+        double bestCost = Double.MAX_VALUE;
+        for (int p = 1; p <= Math.min(tasks, mTiles); p++) {
+            int q = Math.min(tasks / p, nTiles);
+            long m = (long) ceilDiv(mTiles, p) * MR;
+            long n = (long) ceilDiv(nTiles, q) * NR;
+            double cost = (double) m * n * K + K * (packB * n + packA * m * ceilDiv((int) n, NC));
+            if (cost < bestCost) {
+                bestCost = cost;
+                pm = p;
+                pn = q;
+            }
+        }
+        List<ForkJoinTask<?>> jobs = new ArrayList<>(pm * pn);
+        for (int ti = 0; ti < pm; ti++) {
+            int m0 = Math.min(M, (int) ((long) mTiles * ti / pm) * MR);
+            int m1 = Math.min(M, (int) ((long) mTiles * (ti + 1) / pm) * MR);
+            for (int tj = 0; tj < pn; tj++) {
+                int n0 = Math.min(N, (int) ((long) nTiles * tj / pn) * NR);
+                int n1 = Math.min(N, (int) ((long) nTiles * (tj + 1) / pn) * NR);
+                if (m0 < m1 && n0 < n1) {
+                    jobs.add(ForkJoinTask.adapt(() -> g.run(m0, m1, n0, n1)));
+                }
+            }
+        }
+        ForkJoinTask.invokeAll(jobs);
+    }
+
+    /** One matmul call: operands, layout and the K split, shared by its tasks. */
+    private record Gemm(MemorySegment a, long ars, long acs, MemorySegment b, long brs, long bcs,
+                        MemorySegment c, int M, int N, int K, boolean accumulate) {
+
+        /** Computes {@code C[m0,m1) x [n0,n1)} on the calling thread. */
+        void run(int m0, int m1, int n0, int n1) {
+            Scratch s = SCRATCH.get();
+            // Equal slices of at most KC: the split is a function of K alone (determinism), and
+            // 288 = 2 x 144 beats 256 + 32, whose thin slice pays a full output update.
+            int kcStep = ceilDiv(K, ceilDiv(K, KC));
+            long ldc = (long) N * Float.BYTES;
+            for (int jc = n0; jc < n1; jc += NC) {
+                int nc = Math.min(NC, n1 - jc);
+                for (int pc = 0; pc < K; pc += kcStep) {
+                    int kc = Math.min(kcStep, K - pc);
+                    int kp = roundUp(kc, KU);
+                    packB(b, brs, bcs, pc, kc, kp, jc, nc, s.bp, s.tmp);
+                    boolean overwrite = pc == 0 && !accumulate;
+                    for (int ic = m0; ic < m1; ic += MC) {
+                        int mc = Math.min(MC, m1 - ic);
+                        packA(a, ars, acs, ic, mc, pc, kc, kp, s.ap, s.tmp);
+                        for (int jb = 0; jb < nc; jb += NB) {
+                            long cOff = ((long) ic * N + jc + jb) * Float.BYTES;
+                            macroKernel(mc, Math.min(NB, nc - jb), kp, s.ap, s.bp, jb * kp, c, cOff, ldc,
+                                    overwrite, s.tile);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /** Per-thread packing buffers, sized for the largest blocks, allocated once per thread. */
+    private static final class Scratch {
+        final float[] ap = new float[MC * LDA];
+        final float[] bp = new float[NC * KC];
+        final float[] tmp = new float[Math.max(NR * KC, VL * MC)];
+        final float[] tile = new float[MR * NR];
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Packing
+    // ---------------------------------------------------------------------------------------
+
+    /**
+     * Packs {@code A[ic, ic+mc) x [pc, pc+kc)} row by row: {@code ap[i*LDA + k] = A(ic+i, pc+k)},
+     * with steps [kc, kp) and the rows that fill the last micro-panel zeroed. The row stride is
+     * the constant LDA, so the micro-kernel reaches all six rows of a micro-panel from one index
+     * with constant displacements.
+     */
+    static void packA(MemorySegment a, long ars, long acs, int ic, int mc, int pc, int kc,
+                              int kp, float[] ap, float[] tmp) {
+        if (acs == 1) {
+            // Rows of A are contiguous in k (NT, NN): one bulk copy per row.
+            for (int i = 0; i < mc; i++) {
+                MemorySegment.copy(a, F32, ((ic + i) * ars + pc) * Float.BYTES, ap, i * LDA, kc);
+                Arrays.fill(ap, i * LDA + kc, i * LDA + kp, 0f);
+            }
+        } else {
+            // Columns of A are contiguous in i (TN): copy VL k-rows of the block to tmp in bulk,
+            // then transpose them in L1 with gathers, VL consecutive floats of each packed row.
+            int[] idx = new int[VL];
+            for (int k = 0; k < VL; k++) {
+                idx[k] = k * mc;
+            }
+            for (int k0 = 0; k0 < kc; k0 += VL) {
+                int kb = Math.min(VL, kc - k0);
+                for (int k = 0; k < kb; k++) {
+                    MemorySegment.copy(a, F32, ((pc + k0 + k) * acs + ic) * Float.BYTES, tmp, k * mc, mc);
+                }
+                if (kb == VL) {
+                    for (int i = 0; i < mc; i++) {
+                        FloatVector.fromArray(F, tmp, i, idx, 0).intoArray(ap, i * LDA + k0);
+                    }
+                } else {
+                    for (int i = 0; i < mc; i++) {
+                        int d = i * LDA + k0;
+                        for (int k = 0; k < kb; k++) {
+                            ap[d + k] = tmp[k * mc + i];
+                        }
+                    }
+                }
+            }
+            for (int i = 0; i < mc; i++) {
+                Arrays.fill(ap, i * LDA + kc, i * LDA + kp, 0f);
+            }
+        }
+        for (int i = mc; i < roundUp(mc, MR); i++) {
+            Arrays.fill(ap, i * LDA, i * LDA + kp, 0f);
+        }
+    }
+
+    /**
+     * Packs {@code B[pc, pc+kc) x [jc, jc+nc)} into NR-column micro-panels of depth {@code kp}:
+     * panel q holds {@code bp[q*NR*kp + k*NR + j] = B(pc + k, jc + q*NR + j)}, with columns past
+     * the block and steps [kc, kp) zeroed.
+     */
+    static void packB(MemorySegment b, long brs, long bcs, int pc, int kc, int kp, int jc,
+                      int nc, float[] bp, float[] tmp) {
+        int full = nc / NR * NR;
+        if (bcs == 1) {
+            // Rows of B are contiguous in j (NN, TN): copy NR floats per k, one micro-panel at a
+            // time (going across all panels per k instead writes 16 KiB-strided streams, which
+            // share L1 sets and thrash).
+            for (int jp = 0; jp < full; jp += NR) {
+                for (int k = 0; k < kc; k++) {
+                    long src = ((pc + k) * brs + jc + jp) * Float.BYTES;
+                    for (int v = 0; v < NR; v += VL) {
+                        FloatVector.fromMemorySegment(F, b, src + (long) v * Float.BYTES, BO)
+                                .intoArray(bp, jp * kp + k * NR + v);
+                    }
+                }
+            }
+            if (full < nc) {
+                for (int k = 0; k < kc; k++) {
+                    int d = full * kp + k * NR;
+                    MemorySegment.copy(b, F32, ((pc + k) * brs + jc + full) * Float.BYTES, bp, d, nc - full);
+                    Arrays.fill(bp, d + nc - full, d + NR, 0f);
+                }
+            }
+        } else {
+            // Columns of B are contiguous in k (NT): copy a micro-panel's columns to tmp in bulk,
+            // then transpose them in L1 with gathers, one contiguous NR-float row per k.
+            int[] idx = new int[VL];
+            for (int j = 0; j < VL; j++) {
+                idx[j] = j * kc;
+            }
+            for (int jp = 0; jp < nc; jp += NR) {
+                int nr = Math.min(NR, nc - jp);
+                for (int j = 0; j < nr; j++) {
+                    MemorySegment.copy(b, F32, ((jc + jp + j) * bcs + pc) * Float.BYTES, tmp, j * kc, kc);
+                }
+                Arrays.fill(tmp, nr * kc, NR * kc, 0f);
+                for (int k = 0; k < kc; k++) {
+                    int d = jp * kp + k * NR;
+                    for (int v = 0; v < NR; v += VL) {
+                        FloatVector.fromArray(F, tmp, k + v * kc, idx, 0).intoArray(bp, d + v);
+                    }
+                }
+            }
+        }
+        for (int jp = 0; jp < nc; jp += NR) {
+            Arrays.fill(bp, jp * kp + kc * NR, jp * kp + kp * NR, 0f);
+        }
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Kernels
+    // ---------------------------------------------------------------------------------------
+
+    /**
+     * Updates the mc x nc output block at byte offset {@code cOff} from packed A and B, one
+     * A micro-panel at a time across all of B's micro-panels (see the class comment for why).
+     */
+    static void macroKernel(int mc, int nc, int kp, float[] ap, float[] bp, int bi, MemorySegment c,
+                            long cOff, long ldc, boolean overwrite, float[] tile) {
+        for (int ir = 0; ir < mc; ir += MR) {
+            int mr = Math.min(MR, mc - ir);
+            for (int jr = 0; jr < nc; jr += NR) {
+                int nr = Math.min(NR, nc - jr);
+                microKernel(kp, ap, ir * LDA, bp, bi + jr * kp, tile);
+                storeTile(tile, c, cOff + ir * ldc + (long) jr * Float.BYTES, ldc, mr, nr, overwrite);
+            }
+        }
+    }
+
+    /**
+     * Computes the MR x NR tile {@code Apanel · Bpanel} into {@code tile} (row-major, NR wide):
+     * 12 vector accumulators, each an FMA chain in k order. Row r of the A panel starts at
+     * {@code ap[ai + r*LDA]}; the B panel is k-major at {@code bp[bi]}. {@code kp} is a multiple
+     * of {@link #KU} (the panels are zero-padded), so the two-step loop has no remainder: it
+     * halves the index arithmetic and branches per FMA, and measured faster than one or four
+     * steps per iteration.
+     *
+     * <p>This method only computes; the output update lives in {@link #storeTile}. Every value
+     * live across the loop takes a register, and with the output's segment, offsets and flags
+     * also live, C2 ran out of general registers, parked one in a vector register and then
+     * spilled an accumulator. The {@link #orderLoads} fences order the broadcast loads: without
+     * them C2 hoists all six broadcasts of a k step to its top, which needs 12 + 2 + 6 vector
+     * registers, more than AVX2's 16, and spills an accumulator to the stack; the store and
+     * reload then sit on that accumulator's FMA chain and cost a third of the speed.
+     */
+    private static void microKernel(int kp, float[] ap, int ai, float[] bp, int bi, float[] tile) {
+        FloatVector c00 = FloatVector.zero(F), c01 = c00;
+        FloatVector c10 = c00, c11 = c00;
+        FloatVector c20 = c00, c21 = c00;
+        FloatVector c30 = c00, c31 = c00;
+        FloatVector c40 = c00, c41 = c00;
+        FloatVector c50 = c00, c51 = c00;
+        int steps = kp / KU;
+        for (int s = 0; s < steps; s++) {
+            int a = ai + s * KU;
+            int b = bi + s * (KU * NR);
+            // step k
+            FloatVector b0 = FloatVector.fromArray(F, bp, b);
+            FloatVector b1 = FloatVector.fromArray(F, bp, b + VL);
+            FloatVector x = FloatVector.broadcast(F, ap[a]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            orderLoads();
+            x = FloatVector.broadcast(F, ap[a + LDA]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            orderLoads();
+            x = FloatVector.broadcast(F, ap[a + 2 * LDA]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            orderLoads();
+            x = FloatVector.broadcast(F, ap[a + 3 * LDA]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            orderLoads();
+            x = FloatVector.broadcast(F, ap[a + 4 * LDA]);
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+            orderLoads();
+            x = FloatVector.broadcast(F, ap[a + 5 * LDA]);
+            c50 = x.fma(b0, c50);
+            c51 = x.fma(b1, c51);
+            orderLoads();
+            // step k + 1: the same, one float further along A's rows and one row down B's panel
+            b0 = FloatVector.fromArray(F, bp, b + NR);
+            b1 = FloatVector.fromArray(F, bp, b + NR + VL);
+            x = FloatVector.broadcast(F, ap[a + 1]);
+            c00 = x.fma(b0, c00);
+            c01 = x.fma(b1, c01);
+            orderLoads();
+            x = FloatVector.broadcast(F, ap[a + 1 + LDA]);
+            c10 = x.fma(b0, c10);
+            c11 = x.fma(b1, c11);
+            orderLoads();
+            x = FloatVector.broadcast(F, ap[a + 1 + 2 * LDA]);
+            c20 = x.fma(b0, c20);
+            c21 = x.fma(b1, c21);
+            orderLoads();
+            x = FloatVector.broadcast(F, ap[a + 1 + 3 * LDA]);
+            c30 = x.fma(b0, c30);
+            c31 = x.fma(b1, c31);
+            orderLoads();
+            x = FloatVector.broadcast(F, ap[a + 1 + 4 * LDA]);
+            c40 = x.fma(b0, c40);
+            c41 = x.fma(b1, c41);
+            orderLoads();
+            x = FloatVector.broadcast(F, ap[a + 1 + 5 * LDA]);
+            c50 = x.fma(b0, c50);
+            c51 = x.fma(b1, c51);
+            orderLoads();
+        }
+        c00.intoArray(tile, 0);
+        c01.intoArray(tile, VL);
+        c10.intoArray(tile, NR);
+        c11.intoArray(tile, NR + VL);
+        c20.intoArray(tile, 2 * NR);
+        c21.intoArray(tile, 2 * NR + VL);
+        c30.intoArray(tile, 3 * NR);
+        c31.intoArray(tile, 3 * NR + VL);
+        c40.intoArray(tile, 4 * NR);
+        c41.intoArray(tile, 4 * NR + VL);
+        c50.intoArray(tile, 5 * NR);
+        c51.intoArray(tile, 5 * NR + VL);
+    }
+
+    /**
+     * Keeps C2 from moving later loads above earlier ones. An acquire fence emits no
+     * instruction on x86 (TSO); it only constrains C2's schedule.
+     */
+    private static void orderLoads() {
+        if (ORDER_LOADS) {
+            VarHandle.acquireFence();
+        }
+    }
+
+    /**
+     * {@code C[0,mr) x [0,nr) (+)= tile} for the output tile at byte offset {@code co}: whole
+     * vectors for full tiles, scalars for the ragged edge.
+     */
+    private static void storeTile(float[] tile, MemorySegment c, long co, long ldc, int mr, int nr,
+                                  boolean overwrite) {
+        if (mr == MR && nr == NR) {
+            long v1 = (long) VL * Float.BYTES;
+            for (int r = 0; r < MR; r++) {
+                long o = co + r * ldc;
+                FloatVector t0 = FloatVector.fromArray(F, tile, r * NR);
+                FloatVector t1 = FloatVector.fromArray(F, tile, r * NR + VL);
+                if (!overwrite) {
+                    t0 = t0.add(FloatVector.fromMemorySegment(F, c, o, BO));
+                    t1 = t1.add(FloatVector.fromMemorySegment(F, c, o + v1, BO));
+                }
+                t0.intoMemorySegment(c, o, BO);
+                t1.intoMemorySegment(c, o + v1, BO);
+            }
+            return;
+        }
+        for (int r = 0; r < mr; r++) {
+            long row = co + r * ldc;
+            for (int j = 0; j < nr; j++) {
+                long o = row + (long) j * Float.BYTES;
+                float t = tile[r * NR + j];
+                c.set(F32, o, overwrite ? t : c.get(F32, o) + t);
+            }
+        }
+    }
+
+    /**
+     * The unpacked path, for {@code C[0,M) x [j0,j1)}: for tiny products, where packing would cost
+     * more than the arithmetic, and for fewer than MR rows (matrix-vector products), where the
+     * packed path would pack all of B for a few rows and waste most of each micro-tile.
+     *
+     * <p>Each element is one FMA chain in k order, so its value does not depend on j0 and j1 or
+     * on whether it falls in a vector lane or a scalar tail (both round an FMA once); for NT the
+     * chain is split across the lanes of one vector and the lanes are summed in a fixed order.
+     */
+    private static void unpacked(MemorySegment a, long ars, long acs, MemorySegment b, long brs,
+                                 long bcs, MemorySegment c, int M, int N, int K, boolean accumulate,
+                                 int j0, int j1) {
+        for (int i = 0; i < M; i++) {
+            if (bcs == 1) {
+                axpyRow(a, i * ars, acs, b, brs, c, (long) i * N, K, accumulate, j0, j1);
+            } else {
+                dotRow(a, i * ars, b, bcs, c, (long) i * N, K, accumulate, j0, j1);
+            }
+        }
+    }
+
+    /**
+     * {@code c[cRow + j] (+)= sum_k A(i,k) · b[k*brs + j]} for j in [j0,j1), where B's rows are
+     * contiguous (NN, TN): four vectors of columns at a time, each a broadcast-FMA chain over k.
+     */
+    private static void axpyRow(MemorySegment a, long aRow, long acs, MemorySegment b, long brs,
+                                MemorySegment c, long cRow, int K, boolean accumulate, int j0, int j1) {
+        int j = j0;
+        for (; j + 4 * VL <= j1; j += 4 * VL) {
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+            for (int k = 0; k < K; k++) {
+                FloatVector x = FloatVector.broadcast(F, a.getAtIndex(F32, aRow + k * acs));
+                long o = (k * brs + j) * Float.BYTES;
+                s0 = x.fma(FloatVector.fromMemorySegment(F, b, o, BO), s0);
+                s1 = x.fma(FloatVector.fromMemorySegment(F, b, o + VL * Float.BYTES, BO), s1);
+                s2 = x.fma(FloatVector.fromMemorySegment(F, b, o + 2 * VL * Float.BYTES, BO), s2);
+                s3 = x.fma(FloatVector.fromMemorySegment(F, b, o + 3 * VL * Float.BYTES, BO), s3);
+            }
+            long o = (cRow + j) * Float.BYTES;
+            putVector(s0, c, o, accumulate);
+            putVector(s1, c, o + VL * Float.BYTES, accumulate);
+            putVector(s2, c, o + 2 * VL * Float.BYTES, accumulate);
+            putVector(s3, c, o + 3 * VL * Float.BYTES, accumulate);
+        }
+        for (; j + VL <= j1; j += VL) {
+            FloatVector s0 = FloatVector.zero(F);
+            for (int k = 0; k < K; k++) {
+                FloatVector x = FloatVector.broadcast(F, a.getAtIndex(F32, aRow + k * acs));
+                s0 = x.fma(FloatVector.fromMemorySegment(F, b, (k * brs + j) * Float.BYTES, BO), s0);
+            }
+            putVector(s0, c, (cRow + j) * Float.BYTES, accumulate);
+        }
+        for (; j < j1; j++) {
+            float s = 0f;
+            for (int k = 0; k < K; k++) {
+                s = Math.fma(a.getAtIndex(F32, aRow + k * acs), b.getAtIndex(F32, k * brs + j), s);
+            }
+            put(c, cRow + j, s, accumulate);
+        }
+    }
+
+    /**
+     * {@code c[cRow + j] (+)= dot(a[aRow, aRow+K), b[j*bcs, j*bcs+K))} for j in [j0,j1), where
+     * both rows are contiguous in k (NT): four columns at a time sharing each load of A's row,
+     * the k chain split across the lanes, then the lanes and the scalar tail summed in order.
+     */
+    private static void dotRow(MemorySegment a, long aRow, MemorySegment b, long bcs, MemorySegment c,
+                               long cRow, int K, boolean accumulate, int j0, int j1) {
+        // Vectors only pay for their lane sum from two of them on; shorter rows stay scalar.
+        int kv = K >= 2 * VL ? K / VL * VL : 0;
+        float[] lanes = new float[VL];
+        int j = j0;
+        for (; j + 4 <= j1; j += 4) {
+            long b0 = j * bcs;
+            long b1 = b0 + bcs;
+            long b2 = b1 + bcs;
+            long b3 = b2 + bcs;
+            if (kv == 0) {
+                // Four interleaved scalar chains, so FMA latency does not serialize them.
+                float t0 = 0f, t1 = 0f, t2 = 0f, t3 = 0f;
+                for (int k = 0; k < K; k++) {
+                    float x = a.getAtIndex(F32, aRow + k);
+                    t0 = Math.fma(x, b.getAtIndex(F32, b0 + k), t0);
+                    t1 = Math.fma(x, b.getAtIndex(F32, b1 + k), t1);
+                    t2 = Math.fma(x, b.getAtIndex(F32, b2 + k), t2);
+                    t3 = Math.fma(x, b.getAtIndex(F32, b3 + k), t3);
+                }
+                put(c, cRow + j, t0, accumulate);
+                put(c, cRow + j + 1, t1, accumulate);
+                put(c, cRow + j + 2, t2, accumulate);
+                put(c, cRow + j + 3, t3, accumulate);
+                continue;
+            }
+            FloatVector s0 = FloatVector.zero(F), s1 = s0, s2 = s0, s3 = s0;
+            for (int k = 0; k < kv; k += VL) {
+                FloatVector x = FloatVector.fromMemorySegment(F, a, (aRow + k) * Float.BYTES, BO);
+                s0 = x.fma(FloatVector.fromMemorySegment(F, b, (b0 + k) * Float.BYTES, BO), s0);
+                s1 = x.fma(FloatVector.fromMemorySegment(F, b, (b1 + k) * Float.BYTES, BO), s1);
+                s2 = x.fma(FloatVector.fromMemorySegment(F, b, (b2 + k) * Float.BYTES, BO), s2);
+                s3 = x.fma(FloatVector.fromMemorySegment(F, b, (b3 + k) * Float.BYTES, BO), s3);
+            }
+            put(c, cRow + j, dotTail(a, aRow, b, b0, kv, K, s0, lanes), accumulate);
+            put(c, cRow + j + 1, dotTail(a, aRow, b, b1, kv, K, s1, lanes), accumulate);
+            put(c, cRow + j + 2, dotTail(a, aRow, b, b2, kv, K, s2, lanes), accumulate);
+            put(c, cRow + j + 3, dotTail(a, aRow, b, b3, kv, K, s3, lanes), accumulate);
+        }
+        for (; j < j1; j++) {
+            long b0 = j * bcs;
+            FloatVector s0 = FloatVector.zero(F);
+            for (int k = 0; k < kv; k += VL) {
+                s0 = FloatVector.fromMemorySegment(F, a, (aRow + k) * Float.BYTES, BO)
+                        .fma(FloatVector.fromMemorySegment(F, b, (b0 + k) * Float.BYTES, BO), s0);
+            }
+            put(c, cRow + j, dotTail(a, aRow, b, b0, kv, K, s0, lanes), accumulate);
+        }
+    }
+
+    /**
+     * The lanes of {@code sums} summed in index order (through the scratch {@code lanes}), then
+     * the products of [kv, K) added in k order. Summed explicitly rather than with
+     * {@code reduceLanes}, whose order is unspecified and may differ between the interpreter and
+     * compiled code.
+     */
+    private static float dotTail(MemorySegment a, long aRow, MemorySegment b, long bRow, int kv, int K,
+                                 FloatVector sums, float[] lanes) {
+        float s = 0f;
+        if (kv > 0) {
+            sums.intoArray(lanes, 0);
+            for (int l = 0; l < VL; l++) {
+                s += lanes[l];
+            }
+        }
+        for (int k = kv; k < K; k++) {
+            s = Math.fma(a.getAtIndex(F32, aRow + k), b.getAtIndex(F32, bRow + k), s);
+        }
+        return s;
+    }
+
+    private static void putVector(FloatVector v, MemorySegment c, long off, boolean accumulate) {
+        if (accumulate) {
+            v = v.add(FloatVector.fromMemorySegment(F, c, off, BO));
+        }
+        v.intoMemorySegment(c, off, BO);
+    }
+
+    private static void put(MemorySegment out, long index, float value, boolean accumulate) {
+        out.setAtIndex(F32, index, accumulate ? out.getAtIndex(F32, index) + value : value);
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Helpers
+    // ---------------------------------------------------------------------------------------
+
+    private static void check(MemorySegment a, long aElems, MemorySegment b, long bElems, MemorySegment c,
+                              int M, int N, int K, int threads) {
+        if (M < 0 || N < 0 || K < 0) {
+            throw new IllegalArgumentException("negative matmul size " + M + "x" + N + "x" + K);
+        }
+        if (threads < 1) {
+            throw new IllegalArgumentException("threads must be positive: " + threads);
+        }
+        need(a, aElems, "a");
+        need(b, bElems, "b");
+        need(c, (long) M * N, "out");
+    }
+
+    private static void need(MemorySegment s, long elems, String name) {
+        if (s.byteSize() < elems * Float.BYTES) {
+            throw new IndexOutOfBoundsException(name + " holds " + s.byteSize() / Float.BYTES
+                    + " floats, needs " + elems);
+        }
+    }
+
+    private static int ceilDiv(int x, int y) {
+        return (x + y - 1) / y;
+    }
+
+    private static int roundUp(int x, int multiple) {
+        return Math.max(multiple, ceilDiv(x, multiple) * multiple);
+    }
+
+    private static boolean isX86() {
+        String arch = System.getProperty("os.arch", "");
+        return arch.equals("amd64") || arch.equals("x86_64") || arch.equals("x86");
+    }
+}
