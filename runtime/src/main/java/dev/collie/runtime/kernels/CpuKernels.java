@@ -24,7 +24,7 @@ import java.util.stream.IntStream;
  */
 public final class CpuKernels {
 
-    private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
+    static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED;
 
     /** Below roughly this many multiply-adds, forking tasks costs more than it saves. */

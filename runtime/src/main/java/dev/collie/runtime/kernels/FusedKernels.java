@@ -19,8 +19,11 @@ public final class FusedKernels {
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED;
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
-    /** Logit floats per chunk: ~8 MB, so a 32k vocabulary is processed 64 tokens at a time. */
-    static final long CHUNK_FLOATS = 2L << 20;
+    /**
+     * Logit floats per chunk: 32 MB, so a 32k vocabulary is processed 262 tokens at a time. Smaller
+     * chunks make the three GEMMs per chunk too short to amortise packing the [V, C] weight.
+     */
+    static final long CHUNK_FLOATS = 8L << 20;
 
     private FusedKernels() {}
 

@@ -6,6 +6,7 @@ import dev.collie.runtime.kernels.CpuKernels;
 import dev.collie.runtime.kernels.FlashAttention;
 import dev.collie.runtime.kernels.FusedRope;
 import dev.collie.runtime.kernels.SimdGemm;
+import dev.collie.runtime.kernels.VectorOps;
 import dev.collie.runtime.kernels.FusedKernels;
 import dev.collie.runtime.tensor.Tensor;
 import java.lang.foreign.MemorySegment;
@@ -50,7 +51,15 @@ public final class CpuBackend implements Backend {
             }
             case "matmul_tn" -> SimdGemm.matmulTN(in[0].data, in[1].data, out[0].data, rows(in[0]),
                     (int) last(in[0]), (int) last(in[1]), false);
-            case "add", "sub", "mul", "div" -> broadcast(n.op, in[0], in[1], out[0]);
+            case "add", "sub", "mul", "div" -> {
+                VectorOps.Op op = VectorOps.Op.valueOf(n.op.toUpperCase());
+                long size = out[0].numel();
+                if (in[0].numel() == size) {
+                    VectorOps.binary(op, in[0].data, in[1].data, out[0].data, size, in[1].numel(), false);
+                } else {
+                    VectorOps.binary(op, in[1].data, in[0].data, out[0].data, size, in[0].numel(), true);
+                }
+            }
             case "add_scalar", "mul_scalar", "div_scalar" -> scalarOp(n.op, (float) n.doubleAttr("value"), in[0], out[0]);
             case "reduce_to" -> reduceTo(in[0], out[0]);
             case "rms_norm" -> CpuKernels.rmsNormForward(in[0].data, in[1].data, out[0].data, rows(in[0]),
@@ -120,8 +129,8 @@ public final class CpuBackend implements Backend {
                     out[0].data.setAtIndex(Tensor.I64, t, t);
                 }
             }
-            case "silu" -> CpuKernels.siluForward(in[0].data, out[0].data, in[0].numel());
-            case "silu_grad" -> CpuKernels.siluBackward(in[0].data, in[1].data, out[0].data, in[0].numel());
+            case "silu" -> VectorOps.siluForward(in[0].data, out[0].data, in[0].numel());
+            case "silu_grad" -> VectorOps.siluBackward(in[0].data, in[1].data, out[0].data, in[0].numel());
             case "gelu_tanh" -> CpuKernels.geluTanhForward(in[0].data, out[0].data, in[0].numel());
             case "gelu_tanh_grad" -> CpuKernels.geluTanhBackward(in[0].data, in[1].data, out[0].data, in[0].numel());
             case "relu" -> CpuKernels.reluForward(in[0].data, out[0].data, in[0].numel());
@@ -164,24 +173,6 @@ public final class CpuBackend implements Backend {
 
     private static int rows(Tensor t) {
         return (int) (t.numel() / last(t));
-    }
-
-    /** Suffix broadcasting: the smaller operand repeats over the leading dimensions of the larger. */
-    private static void broadcast(String op, Tensor a, Tensor b, Tensor out) {
-        long n = out.numel();
-        long na = a.numel();
-        long nb = b.numel();
-        for (long i = 0; i < n; i++) {
-            float x = a.getFloat(na == n ? i : i % na);
-            float y = b.getFloat(nb == n ? i : i % nb);
-            float r = switch (op) {
-                case "add" -> x + y;
-                case "sub" -> x - y;
-                case "mul" -> x * y;
-                default -> x / y;
-            };
-            out.data.setAtIndex(Tensor.F32, i, r);
-        }
     }
 
     private static void scalarOp(String op, float c, Tensor x, Tensor out) {

@@ -1,0 +1,127 @@
+package dev.collie.runtime.kernels;
+
+import java.lang.foreign.MemorySegment;
+import java.nio.ByteOrder;
+import java.util.stream.IntStream;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+/**
+ * Vector API versions of the elementwise kernels, each tested against its scalar reference
+ * ({@link CpuKernels} or the CPU backend's loops): binary ops with trailing-axis broadcasting and
+ * SiLU forward and backward. Work is split in fixed chunks, so results do not depend on threads.
+ */
+public final class VectorOps {
+
+    private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
+    private static final ByteOrder ORDER = ByteOrder.nativeOrder();
+    private static final int CHUNK = 1 << 14;
+    private static final FloatVector ONE = FloatVector.broadcast(S, 1f);
+
+    private VectorOps() {}
+
+    /** Ops of {@link #binary}. */
+    public enum Op { ADD, SUB, MUL, DIV }
+
+    /**
+     * out[i] = a[i] op b[i mod nb] for a of n floats and b of nb floats (nb divides n; nb = n is the
+     * plain elementwise case, nb = 1 a scalar, otherwise b repeats over a's leading axes). With
+     * {@code bFirst} the operands swap roles: out[i] = b[i mod nb] op a[i].
+     */
+    public static void binary(Op op, MemorySegment a, MemorySegment b, MemorySegment out, long n, long nb,
+                              boolean bFirst) {
+        forChunks(n, (from, to) -> {
+            long i = from;
+            if (nb == n || nb >= S.length()) {
+                for (; i < to; ) {
+                    long j = i % nb;
+                    long run = Math.min(to - i, nb - j);
+                    long end = i + run;
+                    long vend = i + (run / S.length()) * S.length();
+                    for (; i < vend; i += S.length(), j += S.length()) {
+                        FloatVector x = FloatVector.fromMemorySegment(S, a, i * 4, ORDER);
+                        FloatVector y = FloatVector.fromMemorySegment(S, b, j * 4, ORDER);
+                        apply(op, bFirst ? y : x, bFirst ? x : y).intoMemorySegment(out, i * 4, ORDER);
+                    }
+                    for (; i < end; i++, j++) {
+                        out.setAtIndex(CpuKernels.F32, i, scalar(op, bFirst ? b.getAtIndex(CpuKernels.F32, j)
+                                : a.getAtIndex(CpuKernels.F32, i), bFirst ? a.getAtIndex(CpuKernels.F32, i)
+                                : b.getAtIndex(CpuKernels.F32, j)));
+                    }
+                }
+            } else {
+                for (; i < to; i++) {
+                    float x = a.getAtIndex(CpuKernels.F32, i);
+                    float y = b.getAtIndex(CpuKernels.F32, i % nb);
+                    out.setAtIndex(CpuKernels.F32, i, bFirst ? scalar(op, y, x) : scalar(op, x, y));
+                }
+            }
+        });
+    }
+
+    private static FloatVector apply(Op op, FloatVector x, FloatVector y) {
+        return switch (op) {
+            case ADD -> x.add(y);
+            case SUB -> x.sub(y);
+            case MUL -> x.mul(y);
+            case DIV -> x.div(y);
+        };
+    }
+
+    static float scalar(Op op, float x, float y) {
+        return switch (op) {
+            case ADD -> x + y;
+            case SUB -> x - y;
+            case MUL -> x * y;
+            case DIV -> x / y;
+        };
+    }
+
+    /** out = x * sigmoid(x), in float with the vector exp. */
+    public static void siluForward(MemorySegment x, MemorySegment out, long n) {
+        forChunks(n, (from, to) -> {
+            long i = from;
+            long vend = from + ((to - from) / S.length()) * S.length();
+            for (; i < vend; i += S.length()) {
+                FloatVector v = FloatVector.fromMemorySegment(S, x, i * 4, ORDER);
+                FloatVector sig = ONE.div(v.neg().lanewise(VectorOperators.EXP).add(1f));
+                v.mul(sig).intoMemorySegment(out, i * 4, ORDER);
+            }
+            for (; i < to; i++) {
+                float v = x.getAtIndex(CpuKernels.F32, i);
+                out.setAtIndex(CpuKernels.F32, i, (float) (v / (1 + Math.exp(-v))));
+            }
+        });
+    }
+
+    /** dx = dy * s * (1 + x * (1 - s)) with s = sigmoid(x). */
+    public static void siluBackward(MemorySegment x, MemorySegment dy, MemorySegment dx, long n) {
+        forChunks(n, (from, to) -> {
+            long i = from;
+            long vend = from + ((to - from) / S.length()) * S.length();
+            for (; i < vend; i += S.length()) {
+                FloatVector v = FloatVector.fromMemorySegment(S, x, i * 4, ORDER);
+                FloatVector g = FloatVector.fromMemorySegment(S, dy, i * 4, ORDER);
+                FloatVector s = ONE.div(v.neg().lanewise(VectorOperators.EXP).add(1f));
+                FloatVector d = s.mul(v.mul(s.neg().add(1f)).add(1f));
+                g.mul(d).intoMemorySegment(dx, i * 4, ORDER);
+            }
+            for (; i < to; i++) {
+                double v = x.getAtIndex(CpuKernels.F32, i);
+                double s = 1 / (1 + Math.exp(-v));
+                dx.setAtIndex(CpuKernels.F32, i, (float) (dy.getAtIndex(CpuKernels.F32, i) * s * (1 + v * (1 - s))));
+            }
+        });
+    }
+
+    private interface Range {
+        void run(long from, long to);
+    }
+
+    private static void forChunks(long n, Range body) {
+        int chunks = (int) ((n + CHUNK - 1) / CHUNK);
+        IntStream range = IntStream.range(0, chunks);
+        (chunks > 1 ? range.parallel() : range).forEach(c -> body.run((long) c * CHUNK, Math.min(n, (long) (c + 1) * CHUNK)));
+    }
+}
