@@ -44,6 +44,21 @@ public final class Graph {
         return n;
     }
 
+    /** A new input placed after the existing inputs (so printed programs read top-down). */
+    public Value addInput(String name, Shape shape, DType dtype) {
+        Map<String, Object> attrs = new LinkedHashMap<>();
+        attrs.put("name", name);
+        attrs.put("shape", OpRules.shapeToAttr(shape));
+        attrs.put("dtype", dtype.shortName());
+        Node n = create("input", List.of(), attrs, Role.FORWARD, null);
+        int at = 0;
+        while (at < nodes.size() && nodes.get(at).op.equals("input")) {
+            at++;
+        }
+        insertAt(at, n);
+        return n.out();
+    }
+
     public void insertAt(int position, Node n) {
         nodes.add(position, n);
     }

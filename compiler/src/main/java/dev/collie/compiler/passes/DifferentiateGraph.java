@@ -1,11 +1,11 @@
 package dev.collie.compiler.passes;
 
 import dev.collie.compiler.autodiff.GradRules;
+import dev.collie.compiler.ir.DType;
 import dev.collie.compiler.ir.Graph;
-import dev.collie.compiler.ir.Node;
+import dev.collie.compiler.ir.Shape;
 import dev.collie.compiler.ir.Role;
 import dev.collie.compiler.ir.Value;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -32,25 +32,10 @@ public final class DifferentiateGraph implements Pass {
     @Override
     public void run(Graph g, ProgramKind kind) {
         Value loss = g.outputs.get("loss");
-        Value lr = addScalarInput(g, "lr");
+        Value lr = g.addInput("lr", Shape.SCALAR, DType.F32);
         Map<Value, Value> grads = GradRules.differentiate(g, loss);
         for (Map.Entry<Value, Value> e : grads.entrySet()) {
             g.apply("param_update", List.of(e.getKey(), e.getValue(), lr), Map.of(), Role.UPDATE);
         }
-    }
-
-    /** A scalar f32 input placed after the existing inputs (so printed programs read top-down). */
-    static Value addScalarInput(Graph g, String name) {
-        Map<String, Object> attrs = new LinkedHashMap<>();
-        attrs.put("name", name);
-        attrs.put("shape", List.of());
-        attrs.put("dtype", "f32");
-        Node n = g.create("input", List.of(), attrs, Role.FORWARD, null);
-        int at = 0;
-        while (at < g.nodes.size() && g.nodes.get(at).op.equals("input")) {
-            at++;
-        }
-        g.insertAt(at, n);
-        return n.out();
     }
 }

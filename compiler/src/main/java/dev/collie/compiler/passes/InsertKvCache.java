@@ -1,13 +1,12 @@
 package dev.collie.compiler.passes;
 
+import dev.collie.compiler.ir.DType;
 import dev.collie.compiler.ir.Dim;
 import dev.collie.compiler.ir.Graph;
 import dev.collie.compiler.ir.Node;
 import dev.collie.compiler.ir.Role;
 import dev.collie.compiler.ir.Shape;
 import dev.collie.compiler.ir.Value;
-import dev.collie.compiler.ops.OpRules;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -49,8 +48,8 @@ public final class InsertKvCache implements Pass {
             Value q = attention.inputs.get(0);
             Value k = attention.inputs.get(1);
             Shape cacheShape = Shape.of(q.shape.dim(0), k.shape.dim(1), Dim.symbol("S"), k.shape.last());
-            Value kc = cacheInput(g, "kv_cache." + slot + ".k", cacheShape);
-            Value vc = cacheInput(g, "kv_cache." + slot + ".v", cacheShape);
+            Value kc = g.addInput("kv_cache." + slot + ".k", cacheShape, DType.F32);
+            Value vc = g.addInput("kv_cache." + slot + ".v", cacheShape, DType.F32);
             slot++;
             Node cached = g.create("cached_attention", List.of(q, k, attention.inputs.get(2), kc, vc, positions),
                     Map.of("scale", attention.attrs.get("scale")), Role.FORWARD, attention.origin);
@@ -58,19 +57,5 @@ public final class InsertKvCache implements Pass {
             g.replaceAllUses(attention.out(), cached.out());
             g.nodes.remove(attention);
         }
-    }
-
-    private static Value cacheInput(Graph g, String name, Shape shape) {
-        Map<String, Object> attrs = new LinkedHashMap<>();
-        attrs.put("name", name);
-        attrs.put("shape", OpRules.shapeToAttr(shape));
-        attrs.put("dtype", "f32");
-        Node n = g.create("input", List.of(), attrs, Role.FORWARD, null);
-        int at = 0;
-        while (at < g.nodes.size() && g.nodes.get(at).op.equals("input")) {
-            at++;
-        }
-        g.insertAt(at, n);
-        return n.out();
     }
 }

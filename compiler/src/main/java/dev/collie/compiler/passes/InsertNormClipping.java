@@ -34,7 +34,7 @@ public final class InsertNormClipping implements Pass {
 
     @Override
     public void run(Graph g, ProgramKind kind) {
-        Value maxNorm = DifferentiateGraph.addScalarInput(g, "max_norm");
+        Value maxNorm = g.addInput("max_norm", dev.collie.compiler.ir.Shape.SCALAR, dev.collie.compiler.ir.DType.F32);
         List<Node> backward = g.nodes.stream().filter(n -> n.role == Role.BACKWARD).toList();
         List<Node> updates = new ArrayList<>(g.nodes.stream().filter(n -> n.role == Role.UPDATE).toList());
         g.nodes.removeAll(updates);
