@@ -85,6 +85,44 @@ public final class HfCheckpointWriter {
         }
     }
 
+    /**
+     * Repairs what a save killed mid-way leaves in {@code parent}: a checkpoint moved aside
+     * (".NAME.old-*") whose replacement never arrived is moved back to NAME, so the previous
+     * checkpoint is visible again; other leftovers (".NAME.tmp-*", ".NAME.old-*" next to a
+     * complete NAME) are deleted. Runs before a training run writes into a folder.
+     *
+     * @return the names restored
+     */
+    public static List<String> recover(Path parent) {
+        List<String> restored = new java.util.ArrayList<>();
+        if (!Files.isDirectory(parent)) {
+            return restored;
+        }
+        List<Path> leftovers;
+        try (var s = Files.list(parent)) {
+            leftovers = s.filter(p -> p.getFileName().toString().matches("\\..+\\.(tmp|old)-[0-9a-f]+")).sorted().toList();
+        } catch (IOException e) {
+            return restored;
+        }
+        for (Path p : leftovers) {
+            String name = p.getFileName().toString();
+            String target = name.substring(1, name.lastIndexOf('.'));
+            boolean old = name.substring(name.lastIndexOf('.')).startsWith(".old-");
+            Path dest = parent.resolve(target);
+            if (old && !Files.exists(dest, LinkOption.NOFOLLOW_LINKS)) {
+                try {
+                    Files.move(p, dest, StandardCopyOption.ATOMIC_MOVE);
+                    restored.add(target);
+                    continue;
+                } catch (IOException e) {
+                    continue; // leave it where it is: it may be the only copy
+                }
+            }
+            FsUtil.deleteQuietly(p);
+        }
+        return restored;
+    }
+
     /** Puts the previous checkpoint back if it had already been moved aside when the swap failed. */
     private static void restore(Path old, Path target) {
         if (old == null) {

@@ -129,6 +129,12 @@ public final class Trainer {
             optimizer.loadState(readOptimizerState(resume), saved.optimizerStep());
         }
         Files.createDirectories(output);
+        // A run killed during a save may have left a checkpoint moved aside: put it back first.
+        for (Path folder : List.of(output, output.resolve("checkpoints"))) {
+            for (String name : dev.collie.runtime.checkpoint.HfCheckpointWriter.recover(folder)) {
+                out.println("recovered " + folder.resolve(name) + " from an interrupted save");
+            }
+        }
         settings.write(output.resolve("settings.json"));
         out.printf("data: %d training rows%s (%d examples, %,d tokens, %d truncated), %d eval examples; %d steps of "
                         + "batch %d with %s%n", rows.size(), pack ? " packed" : "", train.size(), loaded.stats().tokens(),
