@@ -37,9 +37,10 @@ import jdk.incubator.vector.VectorSpecies;
  * computed by exactly one task. An element's value depends only on K's split into KC slices (a
  * function of K alone): inside a slice it is one FMA chain in k order, slices are added to the
  * output in k order, and neither the tile an element falls in nor its lane changes the arithmetic
- * (padding rows, columns and k steps of a tile are zeros or discarded). So results are
- * bit-identical for every thread count. They differ in the last bits from {@link CpuKernels},
- * which rounds after each multiply instead of using FMA and sums K in one chain.
+ * (padding rows, columns and k steps of a tile are zeros or discarded). Which path runs (packed
+ * or unpacked) depends on the shape alone too. So results are bit-identical for every thread
+ * count. They differ in the last bits from {@link CpuKernels}, which rounds after each multiply
+ * instead of using FMA and sums K in one chain.
  */
 public final class SimdGemm {
 
@@ -63,10 +64,11 @@ public final class SimdGemm {
      * KC = 512: depth of a K slice. Each slice costs one read and write of the output tile, and
      *   output lines are the one access the kernel cannot have in cache, so a deep slice pays.
      *   A's micro-panel (MR x KC = 12 KiB) is then reread from L2 per tile, which is cheap.
-     *   Measured against 256 and 384: 512 won on NT and TN, tied on NN.
+     *   Measured against 256 and 384 (with NB and MC to match): 512 was as fast or faster.
      * NB = 128: width of the B part swept per A micro-panel, KC x NB = 256 KiB, half of L2.
-     * MC = 96: rows of A packed at once (MC x KC = 192 KiB); the B part is fetched into L2 once
-     *   per MC rows.
+     * MC = 48: rows of A packed at once (MC x KC = 96 KiB), swept across each B part in turn;
+     *   the B part is fetched into L2 once per MC rows. With 96 (192 KiB) the two blocks filled
+     *   L2 too tightly and measured slower.
      * NC = 2048: width of the packed B panel (KC x NC = 4 MiB, per task). A is packed once per
      *   NC columns, so a wide panel keeps A's packing cost negligible.
      */
@@ -83,7 +85,7 @@ public final class SimdGemm {
     private static final int LDA = KC + 64 / Float.BYTES;
     static final int NC = roundUp(Integer.getInteger("collie.gemm.nc", 2048), NR);
     static final int NB = roundUp(Integer.getInteger("collie.gemm.nb", 128), NR);
-    static final int MC = roundUp(Integer.getInteger("collie.gemm.mc", 96), MR);
+    static final int MC = roundUp(Integer.getInteger("collie.gemm.mc", 48), MR);
 
     /**
      * Below this many multiply-adds the unpacked path wins. The packed path is already 2-7x
@@ -97,9 +99,9 @@ public final class SimdGemm {
     /**
      * Whether to keep C2 from hoisting the kernel's broadcast loads (see {@link #microKernel}).
      * The fence is free on x86 but a real barrier on weakly ordered CPUs, and only needed where
-     * vector registers are scarce (AVX2's 16).
+     * vector registers are scarce (16 below AVX-512).
      */
-    private static final boolean ORDER_LOADS = VL == 8 && isX86();
+    private static final boolean ORDER_LOADS = VL <= 8 && isX86();
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
