@@ -13,7 +13,8 @@ import java.util.Map;
  * Appends the backward pass (reverse-mode autodiff from the per-op rule table) and one
  * {@code param_update(p, g, lr)} per parameter, all at the end of the program.
  *
- * Changes: adds an "lr" input, BACKWARD nodes and UPDATE nodes; drops every output but "loss".
+ * Changes: adds an "lr" input, BACKWARD nodes and UPDATE nodes (FuseHeadCrossEntropy, before it,
+ * has already reduced a training program's outputs to "loss").
  * Assumes: a forward graph whose "loss" output is a scalar. The result is correct but keeps every
  * gradient alive until the end; ScheduleInPlaceUpdates then moves each update to its earliest point.
  */
