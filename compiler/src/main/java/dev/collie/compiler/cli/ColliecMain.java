@@ -2,6 +2,7 @@ package dev.collie.compiler.cli;
 
 import dev.collie.compiler.Compiler;
 import dev.collie.compiler.analysis.Liveness;
+import dev.collie.compiler.plan.MemoryPlanner;
 import dev.collie.compiler.ir.Graph;
 import dev.collie.compiler.ir.GraphPrinter;
 import dev.collie.compiler.ir.Node;
@@ -109,12 +110,14 @@ public final class ColliecMain implements Runnable {
                     plan.parameterCount(), plan.params().size());
             Map<String, Long> bt = Map.of("B", batch, "T", seq, "S", seq);
             long weights = Liveness.parameterBytes(plan.params());
+            out.printf("planned memory at B=%d T=%d (fp32 weights; bf16 halves them):%n", batch, seq);
             for (ProgramKind kind : ProgramKind.values()) {
                 Graph g = plan.program(kind);
-                Liveness l = new Liveness(g);
-                out.printf("  %-14s %5d nodes; planned peak at B=%d T=%d: weights %s + values %s (of which gradients %s)%n",
-                        kind.key(), g.nodes.size(), batch, seq, mib(weights), mib(l.peakActivationBytes(bt)),
-                        mib(l.peakGradientBytes(bt)));
+                MemoryPlanner.MemoryPlan m = MemoryPlanner.plan(g, bt);
+                out.printf("  %-14s %5d nodes; peak %s = weights %s + activations %s + gradients %s + workspace %s"
+                                + " (arena %s, outputs %s)%n",
+                        kind.key(), g.nodes.size(), mib(weights + m.totalBytes()), mib(weights), mib(m.activationBytes()),
+                        mib(m.gradientBytes()), mib(m.workspaceAtPeak()), mib(m.arenaBytes()), mib(m.outputBytes()));
             }
             return 0;
         }

@@ -242,6 +242,33 @@ public final class OpRules {
 
     private OpRules() {}
 
+    /**
+     * Logit floats per chunk of the fused head ({@code linear_cross_entropy}): 32 MB, so a 32k
+     * vocabulary is processed 262 tokens at a time. Smaller chunks make the three GEMMs per chunk
+     * too short to amortise packing the [V, C] weight.
+     */
+    public static final long HEAD_CHUNK_FLOATS = 8L << 20;
+
+    /**
+     * Scratch memory an op's kernel needs beside its inputs and outputs, for the memory planner to
+     * place in the arena (0 for most ops): the fused head keeps one chunk of logits.
+     */
+    public static long workspaceBytes(dev.collie.compiler.ir.Node n, Map<String, Long> bindings) {
+        return switch (n.op) {
+            case "linear_cross_entropy" -> {
+                long vocab = n.inputs.get(1).shape.dim(0).evaluate(bindings);
+                long rows = n.inputs.get(0).shape.leading().numel(bindings);
+                yield headChunkRows(rows, vocab) * vocab * Float.BYTES;
+            }
+            default -> 0;
+        };
+    }
+
+    /** Token rows per chunk of the fused head. */
+    public static long headChunkRows(long rows, long vocab) {
+        return Math.max(1, Math.min(rows, HEAD_CHUNK_FLOATS / vocab));
+    }
+
     public static boolean known(String op) {
         return TABLE.containsKey(op);
     }

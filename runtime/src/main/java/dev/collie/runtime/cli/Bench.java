@@ -111,9 +111,11 @@ final class Bench implements Callable<Integer> {
             json.put("mfu", flops / median / peak);
             json.put("loss", loss);
             var bindings = Map.of("B", (long) batch, "T", (long) seq);
-            long planned = s.params().bytes() + new dev.collie.compiler.analysis.Liveness(
-                    s.plan().program(ProgramKind.TRAIN)).peakActivationBytes(bindings);
+            var memory = s.executor().memoryPlan(ProgramKind.TRAIN, bindings);
+            long planned = s.params().bytes() + memory.totalBytes();
             json.put("planned_peak_bytes", planned);
+            json.put("planned_weights_bytes", s.params().bytes());
+            json.put("planned_arena_bytes", memory.arenaBytes());
             json.put("peak_rss_bytes", peakRss());
             json.put("peak_native_bytes", NativeMemory.peakBytes());
             spec.commandLine().getOut().println(json);

@@ -12,6 +12,10 @@ public interface Backend {
 
     String name();
 
-    /** Computes {@code node} from {@code inputs} into the preallocated {@code outputs}. */
-    void execute(Node node, Tensor[] inputs, Tensor[] outputs);
+    /**
+     * Computes {@code node} from {@code inputs} into the preallocated {@code outputs}, with
+     * {@code workspace} as the op's scratch (the size {@code OpRules.workspaceBytes} asked for; null
+     * when it asked for none).
+     */
+    void execute(Node node, Tensor[] inputs, Tensor[] outputs, java.lang.foreign.MemorySegment workspace);
 }

@@ -6,10 +6,14 @@ import dev.collie.compiler.ir.Graph;
 import dev.collie.compiler.ir.Node;
 import dev.collie.compiler.ir.Value;
 import dev.collie.compiler.passes.ProgramKind;
+import dev.collie.compiler.plan.MemoryPlanner;
+import dev.collie.compiler.plan.MemoryPlanner.MemoryPlan;
 import dev.collie.compiler.plan.Plan;
 import dev.collie.runtime.optim.Lomo;
 import dev.collie.runtime.optim.Optimizer;
 import dev.collie.runtime.tensor.Bf16Tensors;
+import dev.collie.runtime.tensor.NativeMemory;
+import java.lang.foreign.MemorySegment;
 import dev.collie.runtime.tensor.Tensor;
 import dev.collie.compiler.ir.DType;
 import java.util.Arrays;
@@ -19,16 +23,21 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * Interprets a compiled program node by node. Binds the batch symbols (B, T) from the inputs,
- * allocates each value when it is produced and frees it after its last reader, so memory follows
- * the compiled schedule: with in-place updates a parameter's gradient is gone right after its update.
+ * Interprets a compiled program node by node. Binds the batch symbols (B, T) from the inputs and
+ * places every intermediate value where the {@link MemoryPlanner} put it in one arena, allocated
+ * once and reused by every run (grown when a larger batch needs more), so memory follows the
+ * compiled schedule: with in-place updates a parameter's gradient's slot is reused right after its
+ * update. Program outputs are new tensors the caller owns.
  */
-public final class Executor {
+public final class Executor implements AutoCloseable {
 
     private final Plan plan;
     private final ParameterStore params;
     private final Backend backend;
     private final Map<ProgramKind, Liveness> liveness = new HashMap<>();
+    private final Map<ProgramKind, Map<Map<String, Long>, MemoryPlan>> memoryPlans = new HashMap<>();
+    /** The arena every run's intermediate values live in; null until the first run. */
+    private MemorySegment arena;
     private java.util.function.ObjIntConsumer<Tensor> gradientListener;
     private Optimizer optimizer = new Lomo(0);
     /** Nanoseconds spent per op, when profiling (collie bench --profile). */
@@ -79,8 +88,15 @@ public final class Executor {
      */
     public Map<String, Tensor> run(ProgramKind kind, Map<String, Tensor> inputs) {
         Graph g = plan.program(kind);
-        Liveness live = liveness.computeIfAbsent(kind, k -> new Liveness(g));
         Map<String, Long> bindings = bind(g, inputs);
+        MemoryPlan memory = memoryPlan(kind, bindings);
+        if (arena == null || arena.byteSize() < memory.arenaBytes()) {
+            if (arena != null) {
+                NativeMemory.free(arena);
+                arena = null;
+            }
+            arena = NativeMemory.allocate(memory.arenaBytes());
+        }
         Map<Value, Tensor> values = new HashMap<>();
         List<Node> nodes = g.nodes;
         java.util.Set<Value> outputs = new java.util.HashSet<>(g.outputs.values());
@@ -105,9 +121,16 @@ public final class Executor {
                         Tensor[] out = new Tensor[n.outputs.size()];
                         for (int k = 0; k < out.length; k++) {
                             Value v = n.outputs.get(k);
-                            out[k] = Tensor.allocate(v.shape.evaluate(bindings), v.dtype);
+                            long[] shape = v.shape.evaluate(bindings);
+                            Long offset = memory.offsets().get(v);
+                            out[k] = offset == null ? Tensor.allocate(shape, v.dtype)
+                                    : Tensor.view(arena.asSlice(offset, Tensor.numel(shape) * v.dtype.bytes), shape,
+                                            v.dtype);
                             values.put(v, out[k]);
                         }
+                        Long scratchAt = memory.workspaceOffsets().get(n);
+                        MemorySegment workspace = scratchAt == null ? null
+                                : arena.asSlice(scratchAt, memory.workspaceBytes().get(n));
                         long began = profile == null ? 0 : System.nanoTime();
                         if (n.op.equals("param_update")) {
                             int index = (int) n.inputs.getFirst().producer().longAttr("index");
@@ -119,7 +142,7 @@ public final class Executor {
                                 optimizer.update(index, in[0], in[1], in[2].item(), clip);
                             }
                         } else {
-                            backend.execute(n, in, out);
+                            backend.execute(n, in, out, workspace);
                         }
                         if (widened != null) {
                             for (Tensor w : widened) {
@@ -135,36 +158,40 @@ public final class Executor {
                         }
                     }
                 }
-                for (Value v : n.inputs) {
-                    freeIfDead(v, i, live, values, outputs);
-                }
-                for (Value v : n.outputs) {
-                    freeIfDead(v, i, live, values, outputs);
-                }
             }
             Map<String, Tensor> result = new LinkedHashMap<>();
             g.outputs.forEach((name, v) -> result.put(name, values.remove(v)));
             return result;
         } finally {
+            // Whatever is left is a view (of the arena, a parameter or an input) or, when a kernel
+            // failed, an output nobody will receive: free() only releases what is owned.
             for (Map.Entry<Value, Tensor> e : values.entrySet()) {
-                if (isOwned(e.getKey())) {
+                if (outputs.contains(e.getKey()) && isProduced(e.getKey())) {
                     e.getValue().free();
                 }
             }
         }
     }
 
-    private static boolean isOwned(Value v) {
+    private static boolean isProduced(Value v) {
         String op = v.producer().op;
         return !op.equals("param") && !op.equals("input");
     }
 
-    private static void freeIfDead(Value v, int at, Liveness live, Map<Value, Tensor> values, java.util.Set<Value> outputs) {
-        if (live.lastUse.get(v) == at && !outputs.contains(v) && isOwned(v)) {
-            Tensor t = values.remove(v);
-            if (t != null) {
-                t.free();
-            }
+    /** Where {@code kind}'s values go for these batch symbols (planned once per shape). */
+    public MemoryPlan memoryPlan(ProgramKind kind, Map<String, Long> bindings) {
+        Graph g = plan.program(kind);
+        Liveness live = liveness.computeIfAbsent(kind, k -> new Liveness(g));
+        return memoryPlans.computeIfAbsent(kind, k -> new HashMap<>())
+                .computeIfAbsent(Map.copyOf(bindings), b -> MemoryPlanner.plan(g, live, b));
+    }
+
+    /** Releases the arena (the parameters belong to their store). */
+    @Override
+    public void close() {
+        if (arena != null) {
+            NativeMemory.free(arena);
+            arena = null;
         }
     }
 

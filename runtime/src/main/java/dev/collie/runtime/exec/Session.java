@@ -199,6 +199,7 @@ public final class Session implements AutoCloseable {
 
     @Override
     public void close() {
+        executor.close();
         params.close();
     }
 }

@@ -4,6 +4,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
+import dev.collie.compiler.ops.OpRules;
 import java.util.stream.IntStream;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.VectorOperators;
@@ -19,12 +20,6 @@ public final class FusedKernels {
     private static final ValueLayout.OfLong I64 = ValueLayout.JAVA_LONG_UNALIGNED;
     private static final VectorSpecies<Float> S = FloatVector.SPECIES_PREFERRED;
     private static final ByteOrder ORDER = ByteOrder.nativeOrder();
-    /**
-     * Logit floats per chunk: 32 MB, so a 32k vocabulary is processed 262 tokens at a time. Smaller
-     * chunks make the three GEMMs per chunk too short to amortise packing the [V, C] weight.
-     */
-    static final long CHUNK_FLOATS = 8L << 20;
-
     private FusedKernels() {}
 
     /**
@@ -42,16 +37,35 @@ public final class FusedKernels {
      */
     public static double linearCrossEntropy(MemorySegment h, MemorySegment w, MemorySegment targets, MemorySegment dh,
                                             MemorySegment dw, int N, int C, int V, long ignoreIndex) {
+        // Shared: the GEMMs read the chunk from the pool's threads.
+        try (Arena arena = Arena.ofShared()) {
+            MemorySegment logits = arena.allocate(OpRules.headChunkRows(N, V) * V * 4, 64);
+            return linearCrossEntropy(h, w, targets, dh, dw, N, C, V, ignoreIndex, logits);
+        }
+    }
+
+    /**
+     * {@link #linearCrossEntropy(MemorySegment, MemorySegment, MemorySegment, MemorySegment, MemorySegment, int, int,
+     * int, long)} with the chunk of logits in {@code workspace}, whose size sets the chunk (at least one row of V
+     * floats): the memory planner places it in the arena.
+     */
+    public static double linearCrossEntropy(MemorySegment h, MemorySegment w, MemorySegment targets, MemorySegment dh,
+                                            MemorySegment dw, int N, int C, int V, long ignoreIndex,
+                                            MemorySegment workspace) {
         int count = CpuKernels.countTargets(targets, N, ignoreIndex);
         dw.asSlice(0, (long) V * C * 4).fill((byte) 0);
         if (count == 0) {
             dh.asSlice(0, (long) N * C * 4).fill((byte) 0);
             return 0;
         }
-        int rows = (int) Math.max(1, Math.min(N, CHUNK_FLOATS / V));
+        int rows = (int) Math.min(N, workspace.byteSize() / ((long) V * 4));
+        if (rows < 1) {
+            throw new IllegalArgumentException("workspace of " + workspace.byteSize() + " bytes holds no row of " + V
+                    + " logits");
+        }
         double total = 0;
-        try (Arena arena = Arena.ofShared()) {
-            MemorySegment logits = arena.allocate((long) rows * V * 4, 64);
+        MemorySegment logits = workspace;
+        {
             for (int start = 0; start < N; start += rows) {
                 int n = Math.min(rows, N - start);
                 MemorySegment hChunk = h.asSlice((long) start * C * 4, (long) n * C * 4);

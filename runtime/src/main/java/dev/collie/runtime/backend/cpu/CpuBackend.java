@@ -25,7 +25,7 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void execute(Node n, Tensor[] in, Tensor[] out) {
+    public void execute(Node n, Tensor[] in, Tensor[] out, MemorySegment workspace) {
         switch (n.op) {
             case "constant" -> out[0].data.set(Tensor.F32, 0, (float) n.doubleAttr("value"));
             case "zeros" -> out[0].data.fill((byte) 0);
@@ -119,8 +119,12 @@ public final class CpuBackend implements Backend {
             case "linear_cross_entropy" -> {
                 Tensor h = in[0];
                 int c = (int) last(h);
-                double loss = FusedKernels.linearCrossEntropy(h.data, in[1].data, in[2].data, out[1].data, out[2].data,
-                        rows(h), c, (int) in[1].shape[0], n.longAttr("ignore_index"));
+                int vocab = (int) in[1].shape[0];
+                double loss = workspace == null
+                        ? FusedKernels.linearCrossEntropy(h.data, in[1].data, in[2].data, out[1].data, out[2].data,
+                                rows(h), c, vocab, n.longAttr("ignore_index"))
+                        : FusedKernels.linearCrossEntropy(h.data, in[1].data, in[2].data, out[1].data, out[2].data,
+                                rows(h), c, vocab, n.longAttr("ignore_index"), workspace);
                 out[0].data.set(Tensor.F32, 0, (float) loss);
             }
             case "shift_left" -> shiftLeft(in[0], out[0], n.longAttr("fill"));
