@@ -81,6 +81,12 @@ public final class Compiler {
     }
 
     public static Plan compile(ResolvedModel model, boolean verify, BiConsumer<String, Graph> afterEachPass) {
+        return compile(model, verify, afterEachPass, PassPipeline.DISABLED);
+    }
+
+    /** As {@link #compile(ResolvedModel, boolean, BiConsumer)} without the Fuse passes named in {@code disabledPasses}. */
+    public static Plan compile(ResolvedModel model, boolean verify, BiConsumer<String, Graph> afterEachPass,
+                               java.util.Set<String> disabledPasses) {
         Graph forward = guarded(model.file().source(), () -> GraphBuilder.build(model));
         if (afterEachPass != null) {
             afterEachPass.accept("BuildForwardGraph", forward);
@@ -92,7 +98,7 @@ public final class Compiler {
             }
             BiConsumer<String, Graph> dump = afterEachPass == null ? null
                     : (pass, g) -> afterEachPass.accept(kind.key() + ": " + pass, g);
-            programs.put(kind, PassPipeline.run(forward, kind, dump, verify));
+            programs.put(kind, PassPipeline.run(forward, kind, dump, verify, disabledPasses));
         }
         Map<String, Object> hyper = new LinkedHashMap<>();
         model.hyper().forEach((k, v) -> hyper.put(k, v.toJava()));

@@ -107,6 +107,22 @@ public final class GradRules {
             grads.add(null);
             return grads;
         });
+        // the fused head split + rotation: its gradient is the inverse rotation, merged back
+        RULES.put("split_heads_rope", (e, n, d) -> {
+            Map<String, Object> attrs = Map.of("theta", n.attrs.get("theta"), "inverse", !n.boolAttr("inverse"));
+            Value dx = n.inputs.size() > 1 ? e.op("merge_heads_rope", attrs, d.get(0), n.inputs.get(1))
+                    : e.op("merge_heads_rope", attrs, d.get(0));
+            return of(dx, null);
+        });
+        RULES.put("merge_heads_rope", (e, n, d) -> {
+            Map<String, Object> attrs = Map.of("theta", n.attrs.get("theta"), "inverse", !n.boolAttr("inverse"),
+                    "heads", n.inputs.get(0).shape.dim(1).coeff());
+            Value dx = n.inputs.size() > 1 ? e.op("split_heads_rope", attrs, d.get(0), n.inputs.get(1))
+                    : e.op("split_heads_rope", attrs, d.get(0));
+            return of(dx, null);
+        });
+        RULES.put("swiglu", (e, n, d) -> e.node("swiglu_grad", Map.of(), n.inputs.get(0), n.inputs.get(1),
+                d.get(0)).outputs);
         RULES.put("split_heads", (e, n, d) -> of(e.op("merge_heads", Map.of(), d.get(0))));
         RULES.put("merge_heads", (e, n, d) -> of(e.op("split_heads",
                 Map.of("heads", n.inputs.get(0).shape.dim(1).coeff()), d.get(0))));

@@ -155,6 +155,37 @@ public final class OpRules {
             }
             return one(Shape.of(x.shape.dim(0), Dim.of(heads), x.shape.dim(1), d), DType.F32);
         });
+        // Fused by FuseRotaryHeads: x [B, T, H*D], optional positions [B, T] -> [B, H, T, D], rotated
+        def("split_heads_rope", 1, 2, (in, a) -> {
+            Value x = rank(in.get(0), 3, "x");
+            long heads = ((Number) a.get("heads")).longValue();
+            Dim d = heads <= 0 ? null : x.shape.last().dividedBy(Dim.of(heads));
+            if (d == null || !d.isConstant() || d.coeff() % 2 != 0) {
+                throw new ShapeError("split_heads_rope: " + x.shape.last() + " features do not split into " + heads
+                        + " heads of even size");
+            }
+            Shape out = Shape.of(x.shape.dim(0), Dim.of(heads), x.shape.dim(1), d);
+            if (in.size() > 1) {
+                ints(in.get(1), "split_heads_rope: positions");
+            }
+            return one(out, DType.F32);
+        });
+        // Its backward: x [B, H, T, D] rotated (inversely) and merged -> [B, T, H*D]
+        def("merge_heads_rope", 1, 2, (in, a) -> {
+            Value x = rank(in.get(0), 4, "x");
+            if (in.size() > 1) {
+                perToken(in.get(1), x, "merge_heads_rope: positions");
+            }
+            return one(Shape.of(x.shape.dim(0), x.shape.dim(2), x.shape.dim(1).times(x.shape.dim(3))), DType.F32);
+        });
+        // Fused by FuseSwiGlu: silu(a) * b, a and b [..] of one shape
+        def("swiglu", 2, (in, a) -> {
+            same("swiglu", floats(in.get(0), "gate"), floats(in.get(1), "up"));
+            return one(in.get(0).shape, DType.F32);
+        });
+        // (a, b, dy) -> (da, db)
+        def("swiglu_grad", 3, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
+                new Type(in.get(1).shape, DType.F32)));
         // [B, H, T, D] -> [B, T, H*D]
         def("merge_heads", 1, (in, a) -> {
             Value x = rank(in.get(0), 4, "x");

@@ -10,6 +10,8 @@ public final class PassPipeline {
 
     public static final List<Pass> PASSES = List.of(
             new FuseHeadCrossEntropy(),
+            new FuseRotaryHeads(),
+            new FuseSwiGlu(),
             new DifferentiateGraph(),
             new InsertNormClipping(),
             new InsertKvCache(),
@@ -25,12 +27,36 @@ public final class PassPipeline {
      * @param verify    run the verifier after every pass (always on in tests)
      */
     public static Graph run(Graph forward, ProgramKind kind, BiConsumer<String, Graph> afterEach, boolean verify) {
+        return run(forward, kind, afterEach, verify, DISABLED);
+    }
+
+    /**
+     * Passes left out when the system property {@code collie.disablePasses} names them (comma
+     * separated), e.g. {@code -Dcollie.disablePasses=FuseSwiGlu,FuseRotaryHeads} to run the unfused
+     * reference ops. Only the Fuse passes may be left out; the rest are needed for correctness.
+     */
+    public static final java.util.Set<String> DISABLED = disabledFromProperty();
+
+    private static java.util.Set<String> disabledFromProperty() {
+        String p = System.getProperty("collie.disablePasses", "");
+        java.util.Set<String> out = new java.util.HashSet<>();
+        for (String name : p.split(",")) {
+            if (!name.isBlank()) {
+                out.add(name.trim());
+            }
+        }
+        return java.util.Set.copyOf(out);
+    }
+
+    /** {@link #run(Graph, ProgramKind, BiConsumer, boolean)} without the Fuse passes named in {@code disabled}. */
+    public static Graph run(Graph forward, ProgramKind kind, BiConsumer<String, Graph> afterEach, boolean verify,
+                            java.util.Set<String> disabled) {
         Graph g = forward.copy();
         if (verify) {
             GraphVerifier.verify(g, "BuildForwardGraph");
         }
         for (Pass p : PASSES) {
-            if (!p.appliesTo(kind)) {
+            if (!p.appliesTo(kind) || (p.name().startsWith("Fuse") && disabled.contains(p.name()))) {
                 continue;
             }
             p.run(g, kind);

@@ -643,6 +643,30 @@ public final class CpuKernels {
         }
     }
 
+    /** SwiGLU's gate: {@code out = silu(a) * b}, as silu then mul would round it. a, b, out: [n]. */
+    public static void swigluForward(MemorySegment a, MemorySegment b, MemorySegment out, long n) {
+        for (long i = 0; i < n; i++) {
+            double ai = a.getAtIndex(F32, i);
+            out.setAtIndex(F32, i, (float) (ai * sigmoid(ai)) * b.getAtIndex(F32, i));
+        }
+    }
+
+    /**
+     * Backward of {@link #swigluForward}: {@code da = silu'(a) * (dy * b)}, {@code db = dy * silu(a)}, as
+     * the unfused mul and silu_grad round them.
+     */
+    public static void swigluBackward(MemorySegment a, MemorySegment b, MemorySegment dy, MemorySegment da,
+                                      MemorySegment db, long n) {
+        for (long i = 0; i < n; i++) {
+            double ai = a.getAtIndex(F32, i);
+            double s = sigmoid(ai);
+            float g = dy.getAtIndex(F32, i);
+            db.setAtIndex(F32, i, g * (float) (ai * s));
+            float gb = g * b.getAtIndex(F32, i);
+            da.setAtIndex(F32, i, (float) (gb * s * (1 + ai * (1 - s))));
+        }
+    }
+
     /** {@code dx = dy * s * (1 + x * (1 - s))} with {@code s = sigmoid(x)}. x, dy, dx: [n]. */
     public static void siluBackward(MemorySegment x, MemorySegment dy, MemorySegment dx, long n) {
         for (long i = 0; i < n; i++) {

@@ -56,6 +56,20 @@ public final class FusedRope {
      */
     public static void rope(MemorySegment x, MemorySegment out, int B, int H, int T, int D,
                             double theta, boolean inverse, MemorySegment positions) {
+        rope(x, false, out, false, B, H, T, D, theta, inverse, positions);
+    }
+
+    /**
+     * The rotation fused with a change of layout, for the compiler's {@code split_heads_rope}
+     * ({@code x} token-major [B,T,H*D], {@code out} head-major [B,H,T,D]) and its backward
+     * {@code merge_heads_rope} (the other way round): the same arithmetic as the layout copy and
+     * the rotation done one after the other, in one pass over the data instead of two.
+     *
+     * @param xTokenMajor   x is [B,T,H*D] rather than [B,H,T,D]
+     * @param outTokenMajor out is [B,T,H*D] rather than [B,H,T,D]
+     */
+    public static void rope(MemorySegment x, boolean xTokenMajor, MemorySegment out, boolean outTokenMajor,
+                            int B, int H, int T, int D, double theta, boolean inverse, MemorySegment positions) {
         if (D % 2 != 0) {
             throw new IllegalArgumentException("rope needs an even head size, got D=" + D);
         }
@@ -78,10 +92,10 @@ public final class FusedRope {
         long work = (long) tasks * T * D;
         if (tasks > 1 && work > PARALLEL_THRESHOLD) {
             IntStream.range(0, tasks).parallel().forEach(bh ->
-                    rotateHead(x, out, bh, H, T, D, inverse, positions, table));
+                    rotateHead(x, xTokenMajor, out, outTokenMajor, bh, H, T, D, inverse, positions, table));
         } else {
             for (int bh = 0; bh < tasks; bh++) {
-                rotateHead(x, out, bh, H, T, D, inverse, positions, table);
+                rotateHead(x, xTokenMajor, out, outTokenMajor, bh, H, T, D, inverse, positions, table);
             }
         }
     }
@@ -107,14 +121,18 @@ public final class FusedRope {
         });
     }
 
-    private static void rotateHead(MemorySegment x, MemorySegment out, int bh, int H, int T, int D,
-                                   boolean inverse, MemorySegment positions, Table table) {
+    private static void rotateHead(MemorySegment x, boolean xTokenMajor, MemorySegment out, boolean outTokenMajor,
+                                   int bh, int H, int T, int D, boolean inverse, MemorySegment positions, Table table) {
         int half = D / 2;
         long b = bh / H;
+        long h = bh % H;
         float[] cos = table.cos;
         float[] sin = table.sin;
         for (int t = 0; t < T; t++) {
-            long base = ((long) bh * T + t) * D * 4;
+            long headMajor = ((long) bh * T + t) * D * 4;
+            long tokenMajor = ((b * T + t) * H + h) * D * 4;
+            long base = xTokenMajor ? tokenMajor : headMajor;
+            long outBase = outTokenMajor ? tokenMajor : headMajor;
             int position = positions == null ? t : (int) positions.getAtIndex(I64, b * T + t);
             int tab = position * half;
             int j = 0;
@@ -133,8 +151,8 @@ public final class FusedRope {
                 FloatVector x1s = x1.mul(s);
                 FloatVector y1 = inverse ? x1c.add(x2s) : x1c.sub(x2s);
                 FloatVector y2 = inverse ? x2c.sub(x1s) : x2c.add(x1s);
-                y1.intoMemorySegment(out, lo, ORDER);
-                y2.intoMemorySegment(out, hi, ORDER);
+                y1.intoMemorySegment(out, outBase + (long) j * 4, ORDER);
+                y2.intoMemorySegment(out, outBase + (long) (j + half) * 4, ORDER);
             }
             // Scalar tail rather than masked vectors: masked segment access is slow where the
             // hardware has no masked loads (AVX2), and this rounds identically.
@@ -145,8 +163,8 @@ public final class FusedRope {
                 float x2 = x.get(F32, hi);
                 float c = cos[tab + j];
                 float s = inverse ? -sin[tab + j] : sin[tab + j];
-                out.set(F32, lo, x1 * c - x2 * s);
-                out.set(F32, hi, x2 * c + x1 * s);
+                out.set(F32, outBase + (long) j * 4, x1 * c - x2 * s);
+                out.set(F32, outBase + (long) (j + half) * 4, x2 * c + x1 * s);
             }
         }
     }

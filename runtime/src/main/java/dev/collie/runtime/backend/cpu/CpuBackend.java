@@ -4,6 +4,7 @@ import dev.collie.compiler.ir.Node;
 import dev.collie.runtime.exec.Backend;
 import dev.collie.runtime.kernels.CpuKernels;
 import dev.collie.runtime.kernels.FlashAttention;
+import dev.collie.runtime.kernels.FusedNorms;
 import dev.collie.runtime.kernels.FusedRope;
 import dev.collie.runtime.kernels.SimdGemm;
 import dev.collie.runtime.kernels.VectorOps;
@@ -62,10 +63,10 @@ public final class CpuBackend implements Backend {
             }
             case "add_scalar", "mul_scalar", "div_scalar" -> scalarOp(n.op, (float) n.doubleAttr("value"), in[0], out[0]);
             case "reduce_to" -> reduceTo(in[0], out[0]);
-            case "rms_norm" -> CpuKernels.rmsNormForward(in[0].data, in[1].data, out[0].data, rows(in[0]),
+            case "rms_norm" -> FusedNorms.rmsNormForward(in[0].data, in[1].data, out[0].data, rows(in[0]),
                     (int) last(in[0]), (float) n.doubleAttr("eps"));
-            case "rms_norm_grad" -> CpuKernels.rmsNormBackward(in[0].data, in[1].data, in[2].data, out[0].data,
-                    out[1].data, rows(in[0]), (int) last(in[0]), (float) n.doubleAttr("eps"), false);
+            case "rms_norm_grad" -> FusedNorms.rmsNormBackward(in[0].data, in[1].data, in[2].data, out[0].data,
+                    out[1].data, rows(in[0]), (int) last(in[0]), (float) n.doubleAttr("eps"));
             case "layer_norm" -> CpuKernels.layerNormForward(in[0].data, in[1].data, in[2].data, out[0].data,
                     rows(in[0]), (int) last(in[0]), (float) n.doubleAttr("eps"));
             case "layer_norm_grad" -> CpuKernels.layerNormBackward(in[0].data, in[1].data, in[2].data, out[0].data,
@@ -93,6 +94,21 @@ public final class CpuBackend implements Backend {
                         out[1].data, out[2].data, (int) q[0], (int) q[1], (int) in[1].shape[1], (int) q[2], (int) q[3],
                         n.boolAttr("causal"), (float) n.doubleAttr("scale"), in.length > 5 ? in[5].data : null, null);
             }
+            case "split_heads_rope" -> {
+                // [B, T, H*D] -> [B, H, T, D], rotated
+                long[] o = out[0].shape;
+                FusedRope.rope(in[0].data, true, out[0].data, false, (int) o[0], (int) o[1], (int) o[2], (int) o[3],
+                        n.doubleAttr("theta"), n.boolAttr("inverse"), in.length > 1 ? in[1].data : null);
+            }
+            case "merge_heads_rope" -> {
+                // [B, H, T, D], rotated -> [B, T, H*D]
+                long[] s = in[0].shape;
+                FusedRope.rope(in[0].data, false, out[0].data, true, (int) s[0], (int) s[1], (int) s[2], (int) s[3],
+                        n.doubleAttr("theta"), n.boolAttr("inverse"), in.length > 1 ? in[1].data : null);
+            }
+            case "swiglu" -> VectorOps.swigluForward(in[0].data, in[1].data, out[0].data, in[0].numel());
+            case "swiglu_grad" -> VectorOps.swigluBackward(in[0].data, in[1].data, in[2].data, out[0].data, out[1].data,
+                    in[0].numel());
             case "split_heads" -> {
                 // [B, T, H*D] -> [B, H, T, D]
                 long[] o = out[0].shape;
