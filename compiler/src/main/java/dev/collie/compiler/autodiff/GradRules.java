@@ -139,8 +139,12 @@ public final class GradRules {
         RULES.put("cross_entropy", (e, n, d) -> of(e.op("cross_entropy_grad",
                 Map.of("ignore_index", n.attrs.get("ignore_index")), n.inputs.get(0), n.inputs.get(1), d.get(0)), null));
         // dh and dW were computed by the forward for d(loss) = 1; scale them by the actual d(loss).
-        RULES.put("linear_cross_entropy", (e, n, d) -> of(e.op("mul", Map.of(), n.outputs.get(1), d.get(0)),
-                e.op("mul", Map.of(), n.outputs.get(2), d.get(0)), null));
+        // When d(loss) is the seed 1 (the loss is the program's loss, not a term of it), they are the
+        // gradients already: scaling [V, C] by 1 would cost a pass over the head's gradient.
+        RULES.put("linear_cross_entropy", (e, n, d) -> isOne(d.get(0))
+                ? of(n.outputs.get(1), n.outputs.get(2), null)
+                : of(e.op("mul", Map.of(), n.outputs.get(1), d.get(0)), e.op("mul", Map.of(), n.outputs.get(2), d.get(0)),
+                        null));
         RULES.put("silu", (e, n, d) -> of(e.op("silu_grad", Map.of(), n.inputs.get(0), d.get(0))));
         RULES.put("gelu_tanh", (e, n, d) -> of(e.op("gelu_tanh_grad", Map.of(), n.inputs.get(0), d.get(0))));
         RULES.put("relu", (e, n, d) -> of(e.op("relu_grad", Map.of(), n.inputs.get(0), d.get(0))));
@@ -150,6 +154,11 @@ public final class GradRules {
     }
 
     private GradRules() {}
+
+    private static boolean isOne(Value v) {
+        Node p = v.producer();
+        return p.op.equals("constant") && p.doubleAttr("value") == 1.0;
+    }
 
     public static Rule get(String op) {
         return RULES.get(op);

@@ -33,7 +33,20 @@ public final class VectorOps {
                               boolean bFirst) {
         forChunks(n, (from, to) -> {
             long i = from;
-            if (nb == n || nb >= S.length()) {
+            if (nb == 1) {
+                // a scalar operand: one broadcast vector
+                float c = b.getAtIndex(CpuKernels.F32, 0);
+                FloatVector y = FloatVector.broadcast(S, c);
+                long vend = from + ((to - from) / S.length()) * S.length();
+                for (; i < vend; i += S.length()) {
+                    FloatVector x = FloatVector.fromMemorySegment(S, a, i * 4, ORDER);
+                    apply(op, bFirst ? y : x, bFirst ? x : y).intoMemorySegment(out, i * 4, ORDER);
+                }
+                for (; i < to; i++) {
+                    float x = a.getAtIndex(CpuKernels.F32, i);
+                    out.setAtIndex(CpuKernels.F32, i, bFirst ? scalar(op, c, x) : scalar(op, x, c));
+                }
+            } else if (nb == n || nb >= S.length()) {
                 for (; i < to; ) {
                     long j = i % nb;
                     long run = Math.min(to - i, nb - j);
