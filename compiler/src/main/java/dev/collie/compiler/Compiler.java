@@ -81,12 +81,12 @@ public final class Compiler {
     }
 
     public static Plan compile(ResolvedModel model, boolean verify, BiConsumer<String, Graph> afterEachPass) {
-        return compile(model, verify, afterEachPass, PassPipeline.DISABLED);
+        return compile(model, verify, afterEachPass, dev.collie.compiler.passes.CompileOptions.DEFAULT);
     }
 
-    /** As {@link #compile(ResolvedModel, boolean, BiConsumer)} without the Fuse passes named in {@code disabledPasses}. */
+    /** As {@link #compile(ResolvedModel, boolean, BiConsumer)} with the given {@code options}. */
     public static Plan compile(ResolvedModel model, boolean verify, BiConsumer<String, Graph> afterEachPass,
-                               java.util.Set<String> disabledPasses) {
+                               dev.collie.compiler.passes.CompileOptions options) {
         Graph forward = guarded(model.file().source(), () -> GraphBuilder.build(model));
         if (afterEachPass != null) {
             afterEachPass.accept("BuildForwardGraph", forward);
@@ -98,7 +98,7 @@ public final class Compiler {
             }
             BiConsumer<String, Graph> dump = afterEachPass == null ? null
                     : (pass, g) -> afterEachPass.accept(kind.key() + ": " + pass, g);
-            programs.put(kind, PassPipeline.run(forward, kind, dump, verify, disabledPasses));
+            programs.put(kind, PassPipeline.run(forward, kind, dump, verify, options));
         }
         Map<String, Object> hyper = new LinkedHashMap<>();
         model.hyper().forEach((k, v) -> hyper.put(k, v.toJava()));

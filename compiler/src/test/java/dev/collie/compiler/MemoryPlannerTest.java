@@ -80,4 +80,17 @@ class MemoryPlannerTest {
         assertTrue(m.arenaBytes() <= peak * 1.25 + 4096, "arena " + m.arenaBytes() + " wastes too much over peak " + peak);
         assertTrue(m.peakLiveBytes() >= peak - slots.size() * MemoryPlanner.ALIGNMENT);
     }
+
+    @ParameterizedTest
+    @CsvSource({"15m,train,8,256", "15m,train_clipped,8,256", "1b,train,1,256"})
+    void activationCheckpointingCutsThePlannedActivations(String preset, String program, long b, long t) {
+        var model = InPlaceScheduleTest.model("models/llama.collie", preset);
+        var kind = ProgramKind.valueOf(program.toUpperCase());
+        Map<String, Long> bt = Map.of("B", b, "T", t);
+        MemoryPlan kept = MemoryPlanner.plan(Compiler.compile(model, false, null).program(kind), bt);
+        MemoryPlan recomputed = MemoryPlanner.plan(Compiler.compile(model, true, null,
+                dev.collie.compiler.passes.CompileOptions.DEFAULT.withRecompute(true)).program(kind), bt);
+        assertTrue(recomputed.arenaBytes() * 2 < kept.arenaBytes(),
+                "recomputing should at least halve the arena: " + recomputed.arenaBytes() + " vs " + kept.arenaBytes());
+    }
 }

@@ -3,6 +3,8 @@ package dev.collie.compiler.cli;
 import dev.collie.compiler.Compiler;
 import dev.collie.compiler.analysis.Liveness;
 import dev.collie.compiler.plan.MemoryPlanner;
+import dev.collie.compiler.passes.CompileOptions;
+import dev.collie.compiler.passes.PassPipeline;
 import dev.collie.compiler.ir.Graph;
 import dev.collie.compiler.ir.GraphPrinter;
 import dev.collie.compiler.ir.Node;
@@ -58,9 +60,37 @@ public final class ColliecMain implements Runnable {
         @Option(names = "--set", paramLabel = "KEY=VALUE", description = "override one hyper-parameter")
         List<String> sets;
 
+        @Option(names = "--activation-checkpointing", description = "recompute each block's forward before its "
+                + "backward (also: activation_checkpointing = true in the train section)")
+        boolean checkpointing;
+
+        @Option(names = "--disable-pass", paramLabel = "PASS", description = "leave out a Fuse pass (the unfused ops "
+                + "are the reference), e.g. FuseSwiGlu")
+        List<String> disabled;
+
         ResolvedModel resolve() {
             ModelFile model = Compiler.load(file);
             return Compiler.resolve(model, preset, config, CliSupport.sets(sets));
+        }
+
+        CompileOptions options(ResolvedModel m) {
+            boolean fromModel = Boolean.TRUE.equals(m.train().get("activation_checkpointing"));
+            java.util.Set<String> off = new java.util.HashSet<>(CompileOptions.DEFAULT.disabledPasses());
+            if (disabled != null) {
+                for (String d : disabled) {
+                    if (PassPipeline.PASSES.stream().noneMatch(p -> p.name().equals(d) && d.startsWith("Fuse"))) {
+                        throw new CliSupport.UsageError("--disable-pass " + d + ": not a Fuse pass; they are "
+                                + PassPipeline.PASSES.stream().map(p -> p.name()).filter(n -> n.startsWith("Fuse")).toList());
+                    }
+                    off.add(d);
+                }
+            }
+            return new CompileOptions(off, checkpointing || fromModel);
+        }
+
+        Plan compile(boolean verify, java.util.function.BiConsumer<String, Graph> afterEachPass) {
+            ResolvedModel m = resolve();
+            return Compiler.compile(m, verify, afterEachPass, options(m));
         }
     }
 
@@ -103,7 +133,7 @@ public final class ColliecMain implements Runnable {
 
         @Override
         public Integer call() {
-            Plan plan = Compiler.compile(model.resolve(), false, null);
+            Plan plan = model.compile(false, null);
             PlanJson.write(plan, output);
             PrintWriter out = spec.commandLine().getOut();
             out.printf("wrote %s: model '%s' (%s), %,d parameters in %d tensors%n", output, plan.model(), plan.origin(),
@@ -144,7 +174,7 @@ public final class ColliecMain implements Runnable {
         public Integer call() {
             PrintWriter out = spec.commandLine().getOut();
             String prefix = program.toLowerCase() + ": ";
-            Compiler.compile(model.resolve(), true, (stage, g) -> {
+            model.compile(true, (stage, g) -> {
                 if (stage.equals("BuildForwardGraph") || stage.startsWith(prefix)) {
                     String pass = stage.startsWith(prefix) ? stage.substring(prefix.length()) : stage;
                     out.println("=== after " + pass + " (" + g.nodes.size() + " nodes) ===");
@@ -176,7 +206,7 @@ public final class ColliecMain implements Runnable {
         @Override
         public Integer call() throws IOException {
             ProgramKind kind = ProgramKind.valueOf(program.toUpperCase());
-            Graph g = Compiler.compile(model.resolve(), false, null).program(kind);
+            Graph g = model.compile(false, null).program(kind);
             String text = dot(g, kind.key());
             if (output == null) {
                 spec.commandLine().getOut().print(text);

@@ -13,6 +13,9 @@ import java.util.Map;
  */
 public final class Graph {
 
+    /** Stamped on every node created while it is set (GraphBuilder sets it per block layer). */
+    public String scope;
+
     public final List<Node> nodes = new ArrayList<>();
     public final List<ParamInfo> params = new ArrayList<>();
     /** Named results of the program: "loss", "logits", "grad_norm". */
@@ -35,6 +38,7 @@ public final class Graph {
     public Node create(String op, List<Value> inputs, Map<String, Object> attrs, Role role, String origin) {
         List<OpRules.Type> types = OpRules.infer(op, inputs, attrs);
         Node n = new Node(nextNode++, op, inputs, attrs, role, origin);
+        n.scope = scope;
         for (OpRules.Type t : types) {
             Value v = new Value(nextValue++, t.shape(), t.dtype());
             v.producer = n;
@@ -110,6 +114,7 @@ public final class Graph {
         for (Node n : nodes) {
             List<Value> ins = n.inputs.stream().map(map::get).toList();
             Node c = new Node(n.id, n.op, ins, n.attrs, n.role, n.origin);
+            c.scope = n.scope;
             for (Value v : n.outputs) {
                 Value cv = new Value(v.id, v.shape, v.dtype);
                 cv.producer = c;

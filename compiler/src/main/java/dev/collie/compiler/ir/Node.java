@@ -16,6 +16,11 @@ public final class Node {
     public Role role;
     /** "llama.collie:40:13" or null for nodes made by passes. */
     public String origin;
+    /**
+     * The repeated block layer the node computes, "decoder[3]", or null outside blocks: the unit of
+     * activation checkpointing (RecomputeActivations).
+     */
+    public String scope;
 
     Node(int id, String op, List<Value> inputs, Map<String, Object> attrs, Role role, String origin) {
         this.id = id;

@@ -249,6 +249,8 @@ public final class GraphBuilder {
             }
             dims.forEach(local::put);
             Value result = null;
+            String outer = graph.scope;
+            graph.scope = b.name() + "[" + i + "]";
             for (Stmt s : b.forward().body()) {
                 switch (s) {
                     case Stmt.Let l -> bindLet(l, local);
@@ -256,6 +258,7 @@ public final class GraphBuilder {
                     default -> throw new IllegalStateException("checked by ModelChecker");
                 }
             }
+            graph.scope = outer;
             if (b.forward().resultShape() != null) {
                 checkShape(b.forward().span(), "result of block '" + b.name() + "'", b.forward().resultShape(), result,
                         local, dims);

@@ -47,6 +47,7 @@ public final class FuseHeadCrossEntropy implements Pass {
             }
             Node fused = g.create("linear_cross_entropy", List.of(head.inputs.get(0), head.inputs.get(1),
                     ce.inputs.get(1)), ce.attrs, ce.role, ce.origin);
+            fused.scope = ce.scope;
             g.insertAt(g.nodes.indexOf(ce), fused);
             g.replaceAllUses(ce.out(), fused.outputs.getFirst());
             g.nodes.remove(ce);

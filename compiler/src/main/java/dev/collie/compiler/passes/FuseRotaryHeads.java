@@ -47,6 +47,7 @@ public final class FuseRotaryHeads implements Pass {
             List<Value> inputs = rope.inputs.size() > 1 ? List.of(split.inputs.get(0), rope.inputs.get(1))
                     : List.of(split.inputs.get(0));
             Node fused = g.create("split_heads_rope", inputs, attrs, rope.role, rope.origin);
+            fused.scope = rope.scope;
             g.insertAt(g.nodes.indexOf(rope), fused);
             g.replaceAllUses(rope.out(), fused.out());
             g.nodes.remove(rope);

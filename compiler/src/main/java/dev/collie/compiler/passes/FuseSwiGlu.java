@@ -43,6 +43,7 @@ public final class FuseSwiGlu implements Pass {
                 }
                 Node fused = g.create("swiglu", List.of(silu.inputs.get(0), mul.inputs.get(1 - side)), Map.of(),
                         mul.role, mul.origin);
+                fused.scope = mul.scope;
                 g.insertAt(g.nodes.indexOf(mul), fused);
                 g.replaceAllUses(mul.out(), fused.out());
                 g.nodes.remove(mul);

@@ -9,5 +9,10 @@ public interface Pass {
 
     boolean appliesTo(ProgramKind kind);
 
+    /** Whether the pass runs for this program under these options (most passes ignore them). */
+    default boolean appliesTo(ProgramKind kind, CompileOptions options) {
+        return appliesTo(kind);
+    }
+
     void run(Graph graph, ProgramKind kind);
 }

@@ -14,6 +14,7 @@ public final class PassPipeline {
             new FuseSwiGlu(),
             new DifferentiateGraph(),
             new InsertNormClipping(),
+            new RecomputeActivations(),
             new InsertKvCache(),
             new ScheduleInPlaceUpdates(),
             new EliminateDeadCode());
@@ -27,36 +28,22 @@ public final class PassPipeline {
      * @param verify    run the verifier after every pass (always on in tests)
      */
     public static Graph run(Graph forward, ProgramKind kind, BiConsumer<String, Graph> afterEach, boolean verify) {
-        return run(forward, kind, afterEach, verify, DISABLED);
+        return run(forward, kind, afterEach, verify, CompileOptions.DEFAULT);
     }
 
     /**
-     * Passes left out when the system property {@code collie.disablePasses} names them (comma
-     * separated), e.g. {@code -Dcollie.disablePasses=FuseSwiGlu,FuseRotaryHeads} to run the unfused
-     * reference ops. Only the Fuse passes may be left out; the rest are needed for correctness.
+     * {@link #run(Graph, ProgramKind, BiConsumer, boolean)} with {@code options}: Fuse passes it names
+     * are left out (the rest are needed for correctness), and the options-dependent passes see it.
      */
-    public static final java.util.Set<String> DISABLED = disabledFromProperty();
-
-    private static java.util.Set<String> disabledFromProperty() {
-        String p = System.getProperty("collie.disablePasses", "");
-        java.util.Set<String> out = new java.util.HashSet<>();
-        for (String name : p.split(",")) {
-            if (!name.isBlank()) {
-                out.add(name.trim());
-            }
-        }
-        return java.util.Set.copyOf(out);
-    }
-
-    /** {@link #run(Graph, ProgramKind, BiConsumer, boolean)} without the Fuse passes named in {@code disabled}. */
     public static Graph run(Graph forward, ProgramKind kind, BiConsumer<String, Graph> afterEach, boolean verify,
-                            java.util.Set<String> disabled) {
+                            CompileOptions options) {
         Graph g = forward.copy();
         if (verify) {
             GraphVerifier.verify(g, "BuildForwardGraph");
         }
         for (Pass p : PASSES) {
-            if (!p.appliesTo(kind) || (p.name().startsWith("Fuse") && disabled.contains(p.name()))) {
+            if (!p.appliesTo(kind, options)
+                    || (p.name().startsWith("Fuse") && options.disabledPasses().contains(p.name()))) {
                 continue;
             }
             p.run(g, kind);

@@ -107,6 +107,9 @@ public final class PlanJson {
             if (n.origin != null) {
                 j.put("origin", n.origin);
             }
+            if (n.scope != null) {
+                j.put("scope", n.scope);
+            }
         }
         ObjectNode outs = o.putObject("outputs");
         g.outputs.forEach((k, v) -> outs.put(k, v.id));
@@ -211,6 +214,7 @@ public final class PlanJson {
             Node node = g.restore(n.get("id").asInt(), n.get("op").asText(), ins, attrs,
                     Role.valueOf(n.get("role").asText().toUpperCase()), n.has("origin") ? n.get("origin").asText() : null,
                     shapes, dtypes, ids);
+            node.scope = n.has("scope") ? n.get("scope").asText() : null;
             node.outputs.forEach(v -> values.put(v.id, v));
         }
         o.get("outputs").properties().forEach(e -> g.outputs.put(e.getKey(), values.get(e.getValue().asInt())));

@@ -44,10 +44,12 @@ final class Bench implements Callable<Integer> {
     @Option(names = "--seq-len", defaultValue = "256") int seq;
     @Option(names = "--steps", defaultValue = "6", description = "timed steps (median reported)") int steps;
     @Option(names = "--warmup", defaultValue = "2") int warmup;
-    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 (bf16 weights: not yet)") String dtype;
+    @Option(names = "--dtype", defaultValue = "fp32", description = "fp32 or bf16 (weight storage)") String dtype;
     @Option(names = "--optimizer", defaultValue = "lomo") String optimizer;
     @Option(names = "--lr", defaultValue = "1e-3") double lr;
     @Option(names = "--profile", description = "also print the time spent per op (stderr)") boolean profile;
+    @Option(names = "--activation-checkpointing", description = "recompute each block's forward in the backward")
+    boolean checkpointing;
 
     @Spec
     CommandLine.Model.CommandSpec spec;
@@ -62,7 +64,8 @@ final class Bench implements Callable<Integer> {
             throw new CliSupport.UsageError("--batch-size >= 1, --seq-len >= 2, --steps >= 1 and --warmup >= 0");
         }
         try (Session s = Session.open(Session.ModelSpec.of(model, preset, Map.of()), null, 0,
-                dtype.equals("bf16") ? dev.collie.compiler.ir.DType.BF16 : dev.collie.compiler.ir.DType.F32)) {
+                dtype.equals("bf16") ? dev.collie.compiler.ir.DType.BF16 : dev.collie.compiler.ir.DType.F32,
+                dev.collie.compiler.passes.CompileOptions.DEFAULT.withRecompute(checkpointing))) {
             if (optimizer.equals("adalomo")) {
                 s.executor().setOptimizer(new dev.collie.runtime.optim.AdaLomo(s.params(), 0));
             }

@@ -71,12 +71,17 @@ public final class CollieMain implements Runnable {
         }
 
         Session open(Path model, Path weights, dev.collie.compiler.ir.DType storage) {
+            return open(model, weights, storage, false);
+        }
+
+        Session open(Path model, Path weights, dev.collie.compiler.ir.DType storage, boolean recompute) {
             if (weights != null && !Files.isDirectory(weights)) {
                 throw new CliSupport.UsageError("checkpoint " + weights + ": "
                         + (Files.exists(weights) ? "not a directory" : "no such directory"));
             }
             return Session.open(Session.ModelSpec.of(model, preset, CliSupport.sets(sets)), weights,
-                    seed == null ? 0 : seed, storage);
+                    seed == null ? 0 : seed, storage,
+                    dev.collie.compiler.passes.CompileOptions.DEFAULT.withRecompute(recompute));
         }
     }
 
@@ -167,6 +172,8 @@ public final class CollieMain implements Runnable {
         @Option(names = "--threads") Long threads;
         @Option(names = "--dtype", description = "weight storage: fp32 or bf16") String dtype;
         @Option(names = "--quiet", description = "plain log lines instead of a progress bar") boolean quiet;
+        @Option(names = "--activation-checkpointing", description = "recompute each block's forward before its "
+                + "backward instead of keeping its activations") boolean checkpointing;
 
         @Spec
         CommandLine.Model.CommandSpec spec;
@@ -204,6 +211,9 @@ public final class CollieMain implements Runnable {
             if (quiet) {
                 f.put("quiet", true);
             }
+            if (checkpointing) {
+                f.put("activation_checkpointing", true);
+            }
             return f;
         }
 
@@ -235,12 +245,15 @@ public final class CollieMain implements Runnable {
             }
             Path weights = resume != null ? resume : modelOptions.checkpoint;
             Session opened = modelOptions.open(model, weights, "bf16".equals(dtype)
-                    ? dev.collie.compiler.ir.DType.BF16 : dev.collie.compiler.ir.DType.F32);
+                    ? dev.collie.compiler.ir.DType.BF16 : dev.collie.compiler.ir.DType.F32, checkpointing);
             TrainSettings settings = TrainSettings.resolve(opened.plan().train(), runConfig, flags());
-            if (settings.string("dtype").equals("bf16") && opened.params().storage() != dev.collie.compiler.ir.DType.BF16) {
-                // The model file or run config asked for bf16 weights: load them that way.
+            boolean bf16 = settings.string("dtype").equals("bf16");
+            boolean recompute = settings.bool("activation_checkpointing");
+            if ((bf16 && opened.params().storage() != dev.collie.compiler.ir.DType.BF16) || recompute != checkpointing) {
+                // The model file or run config asked for bf16 weights or checkpointing: open it that way.
                 opened.close();
-                opened = modelOptions.open(model, weights, dev.collie.compiler.ir.DType.BF16);
+                opened = modelOptions.open(model, weights, bf16 ? dev.collie.compiler.ir.DType.BF16
+                        : dev.collie.compiler.ir.DType.F32, recompute);
             }
             try (Session session = opened) {
                 requireFile(Path.of(settings.string("data").isEmpty() ? "." : settings.string("data")), "--data");

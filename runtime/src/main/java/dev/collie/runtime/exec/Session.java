@@ -3,6 +3,7 @@ package dev.collie.runtime.exec;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.collie.compiler.Compiler;
+import dev.collie.compiler.passes.CompileOptions;
 import dev.collie.compiler.ir.Graph;
 import dev.collie.compiler.ir.Node;
 import dev.collie.compiler.passes.ProgramKind;
@@ -58,6 +59,16 @@ public final class Session implements AutoCloseable {
 
     /** @param weights F32, or BF16 to store the weights in bf16 (updates use stochastic rounding) */
     public static Session open(ModelSpec spec, Path checkpoint, long seed, dev.collie.compiler.ir.DType weights) {
+        return open(spec, checkpoint, seed, weights, CompileOptions.DEFAULT);
+    }
+
+    /**
+     * @param weights F32, or BF16 to store the weights in bf16 (updates use stochastic rounding)
+     * @param options how to compile a `.collie` source (activation checkpointing); a plan file was
+     *                compiled already and keeps its own choices
+     */
+    public static Session open(ModelSpec spec, Path checkpoint, long seed, dev.collie.compiler.ir.DType weights,
+                               CompileOptions options) {
         HfCheckpoint ckpt = checkpoint == null ? null : HfCheckpoint.open(checkpoint);
         try {
             Plan plan;
@@ -74,7 +85,7 @@ public final class Session implements AutoCloseable {
                 ModelFile model = spec.embedded() != null ? Compiler.load(spec.embedded()) : Compiler.load(spec.path());
                 Path config = ckpt == null ? null : ckpt.dir().resolve("config.json");
                 ResolvedModel resolved = Compiler.resolve(model, spec.preset(), config, spec.sets());
-                plan = Compiler.compile(resolved, false, null);
+                plan = Compiler.compile(resolved, false, null, options);
             }
             ParameterStore params = new ParameterStore(plan.params(), weights);
             try {

@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.collie.compiler.Compiler;
+import dev.collie.compiler.passes.CompileOptions;
 import dev.collie.compiler.passes.ProgramKind;
 import dev.collie.compiler.plan.Plan;
 import dev.collie.dsl.sema.ResolvedModel;
@@ -19,10 +20,11 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
- * The fusion passes change the program, not its results: a training step of the fused program
- * gives the loss, every gradient and the updated weights of the unfused reference program.
+ * Passes that change the program, not its results: a training step of the fused program gives the
+ * loss, every gradient and the updated weights of the unfused reference program, and one with
+ * recomputed activations gives exactly those of the program that keeps them.
  */
-class FusionEquivalenceTest {
+class ProgramEquivalenceTest {
 
     static final Set<String> FUSIONS = Set.of("FuseRotaryHeads", "FuseSwiGlu");
 
@@ -70,8 +72,8 @@ class FusionEquivalenceTest {
     void fusedAndUnfusedProgramsTrainAlike(String program) {
         ResolvedModel model = Compiler.resolve(Compiler.load(Path.of("..", "models", "llama.collie")), "tiny", null,
                 Map.of());
-        Plan fused = Compiler.compile(model, true, null, Set.of());
-        Plan unfused = Compiler.compile(model, true, null, FUSIONS);
+        Plan fused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(Set.of()));
+        Plan unfused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(FUSIONS));
         // The passes did fire (or this test would compare a program with itself).
         assertTrue(ops(fused, program).containsAll(List.of("swiglu", "swiglu_grad", "split_heads_rope",
                 "merge_heads_rope")), ops(fused, program).toString());
@@ -87,6 +89,31 @@ class FusionEquivalenceTest {
         }
         for (int i = 0; i < r.weights.length; i++) {
             close(r.weights[i], a.weights[i], "updated " + fused.params().get(i).name());
+        }
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"train", "train_clipped"})
+    void recomputedActivationsTrainBitForBit(String program) {
+        ResolvedModel model = Compiler.resolve(Compiler.load(Path.of("..", "models", "llama.collie")), "tiny", null,
+                Map.of());
+        Plan kept = Compiler.compile(model, true, null, CompileOptions.DEFAULT);
+        Plan recomputed = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withRecompute(true));
+        long attention = ops(kept, program).stream().filter(op -> op.equals("attention")).count();
+        long again = ops(recomputed, program).stream().filter(op -> op.equals("attention")).count();
+        assertTrue(again > attention, "the backward recomputes each layer's attention: " + attention + " vs " + again);
+
+        Step a = step(recomputed, program, 2, 11);
+        Step r = step(kept, program, 2, 11);
+        assertEquals(r.loss, a.loss, "loss");
+        assertEquals(r.grads.keySet(), a.grads.keySet());
+        for (int index : r.grads.keySet()) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(r.grads.get(index), a.grads.get(index),
+                    "gradient of " + kept.params().get(index).name());
+        }
+        for (int i = 0; i < r.weights.length; i++) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(r.weights[i], a.weights[i],
+                    "updated " + kept.params().get(i).name());
         }
     }
 
