@@ -13,6 +13,14 @@ public interface Backend {
     String name();
 
     /**
+     * Whether the kernel of {@code node} reads its input {@code index} in bfloat16 itself (a weight
+     * stored in bf16); otherwise the executor hands it a float copy.
+     */
+    default boolean readsBf16(Node node, int index) {
+        return false;
+    }
+
+    /**
      * Computes {@code node} from {@code inputs} into the preallocated {@code outputs}, with
      * {@code workspace} as the op's scratch (the size {@code OpRules.workspaceBytes} asked for; null
      * when it asked for none).

@@ -112,7 +112,8 @@ public final class Executor implements AutoCloseable {
                         for (int k = 0; k < in.length; k++) {
                             in[k] = values.get(n.inputs.get(k));
                             // bf16 weights are widened for this op alone (the update gets the storage itself)
-                            if (in[k].dtype == DType.BF16 && !(n.op.equals("param_update") && k == 0)) {
+                            if (in[k].dtype == DType.BF16 && !(n.op.equals("param_update") && k == 0)
+                                    && !backend.readsBf16(n, k)) {
                                 widened = widened == null ? new Tensor[in.length] : widened;
                                 widened[k] = Bf16Tensors.widen(in[k]);
                                 in[k] = widened[k];

@@ -178,6 +178,23 @@ public final class CpuKernels {
         }
     }
 
+    /** {@link #embeddingForward} from a bfloat16 table: each looked-up row is widened (exactly) to float. */
+    public static void embeddingForwardBf16(MemorySegment ids, MemorySegment table, MemorySegment out,
+                                            int n, int C, int V) {
+        for (int i = 0; i < n; i++) {
+            long id = ids.getAtIndex(I64, i);
+            if (id < 0 || id >= V) {
+                throw new IllegalArgumentException(
+                        "token id " + id + " at position " + i + " is outside the vocabulary of " + V);
+            }
+            long row = id * C;
+            for (int c = 0; c < C; c++) {
+                short bits = table.getAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, row + c);
+                out.setAtIndex(F32, (long) i * C + c, Float.intBitsToFloat(bits << 16));
+            }
+        }
+    }
+
     /**
      * {@code dtable[ids[i],:] += dy[i,:]} for i ascending, so repeated ids always sum in the same
      * order. Accumulates: the caller zeroes {@code dtable} first. The ids are the ones the forward

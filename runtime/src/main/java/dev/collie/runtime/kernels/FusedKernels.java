@@ -52,6 +52,13 @@ public final class FusedKernels {
     public static double linearCrossEntropy(MemorySegment h, MemorySegment w, MemorySegment targets, MemorySegment dh,
                                             MemorySegment dw, int N, int C, int V, long ignoreIndex,
                                             MemorySegment workspace) {
+        return linearCrossEntropy(h, w, false, targets, dh, dw, N, C, V, ignoreIndex, workspace);
+    }
+
+    /** As above, with the weight {@code w} in bfloat16 when {@code wBf16} (widened as the GEMMs pack it). */
+    public static double linearCrossEntropy(MemorySegment h, MemorySegment w, boolean wBf16, MemorySegment targets,
+                                            MemorySegment dh, MemorySegment dw, int N, int C, int V, long ignoreIndex,
+                                            MemorySegment workspace) {
         int count = CpuKernels.countTargets(targets, N, ignoreIndex);
         dw.asSlice(0, (long) V * C * 4).fill((byte) 0);
         if (count == 0) {
@@ -70,9 +77,18 @@ public final class FusedKernels {
                 int n = Math.min(rows, N - start);
                 MemorySegment hChunk = h.asSlice((long) start * C * 4, (long) n * C * 4);
                 MemorySegment tChunk = targets.asSlice((long) start * 8, (long) n * 8);
-                SimdGemm.matmulNT(hChunk, w, logits, n, V, C, false);
+                if (wBf16) {
+                    SimdGemm.matmulNTBf16(hChunk, w, logits, n, V, C, false);
+                } else {
+                    SimdGemm.matmulNT(hChunk, w, logits, n, V, C, false);
+                }
                 total += softmaxCrossEntropyRows(logits, tChunk, n, V, ignoreIndex, 1.0 / count);
-                SimdGemm.matmulNN(logits, w, dh.asSlice((long) start * C * 4, (long) n * C * 4), n, C, V, false);
+                MemorySegment dhChunk = dh.asSlice((long) start * C * 4, (long) n * C * 4);
+                if (wBf16) {
+                    SimdGemm.matmulNNBf16(logits, w, dhChunk, n, C, V, false);
+                } else {
+                    SimdGemm.matmulNN(logits, w, dhChunk, n, C, V, false);
+                }
                 SimdGemm.matmulTN(logits, hChunk, dw, n, V, C, true);
             }
         }

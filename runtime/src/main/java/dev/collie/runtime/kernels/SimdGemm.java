@@ -10,6 +10,10 @@ import java.util.List;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
 import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -47,8 +51,12 @@ public final class SimdGemm {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     /** Floats per vector: 8 with AVX2, 16 with AVX-512. */
     private static final int VL = F.length();
+    /** VL shorts (bf16 values) and VL ints, for widening bf16 B panels. */
+    private static final VectorSpecies<Short> H = VectorSpecies.of(short.class, VectorShape.forBitSize(VL * 16));
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, VectorShape.forBitSize(VL * 32));
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ByteOrder BO = ByteOrder.nativeOrder();
+    private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED;
 
     /*
      * Blocking parameters, measured on a 2-core AMD Zen 3 (EPYC, KVM guest; 32 KiB L1d and
@@ -185,6 +193,26 @@ public final class SimdGemm {
     }
 
     /**
+     * {@code out[M,N] (+)= a[M,K] · b[N,K]^T} with {@code b} in bfloat16 (a model's weights stored
+     * in bf16): the values are widened to float as B is packed, so the product costs what the float
+     * one does and no float copy of the weight is ever made.
+     */
+    public static void matmulNTBf16(MemorySegment a, MemorySegment b, MemorySegment out,
+                                    int M, int N, int K, boolean accumulate) {
+        check(a, (long) M * K, out, 0, out, M, N, K, 1);
+        needBf16(b, (long) N * K);
+        gemm(a, K, 1, b, true, 1, K, out, M, N, K, accumulate, defaultThreads());
+    }
+
+    /** {@code out[M,N] (+)= a[M,K] · b[K,N]} with {@code b} in bfloat16 (see {@link #matmulNTBf16}). */
+    public static void matmulNNBf16(MemorySegment a, MemorySegment b, MemorySegment out,
+                                    int M, int N, int K, boolean accumulate) {
+        check(a, (long) M * K, out, 0, out, M, N, K, 1);
+        needBf16(b, (long) K * N);
+        gemm(a, K, 1, b, true, N, 1, out, M, N, K, accumulate, defaultThreads());
+    }
+
+    /**
      * Threads used by the overloads without a count: the parallelism of the pool the caller runs
      * in; a caller outside any pool also runs tasks itself while it waits for the common pool.
      */
@@ -204,6 +232,12 @@ public final class SimdGemm {
      */
     private static void gemm(MemorySegment a, long ars, long acs, MemorySegment b, long brs, long bcs,
                              MemorySegment c, int M, int N, int K, boolean accumulate, int threads) {
+        gemm(a, ars, acs, b, false, brs, bcs, c, M, N, K, accumulate, threads);
+    }
+
+    /** As above, with B's elements bfloat16 when {@code bf16}. */
+    private static void gemm(MemorySegment a, long ars, long acs, MemorySegment b, boolean bf16, long brs, long bcs,
+                             MemorySegment c, int M, int N, int K, boolean accumulate, int threads) {
         if (M == 0 || N == 0) {
             return;
         }
@@ -215,6 +249,19 @@ public final class SimdGemm {
         }
         long work = (long) M * N * K;
         int tasks = work < PARALLEL_WORK ? 1 : threads;
+        if (bf16 && (work < SMALL_WORK || M < MR)) {
+            // The unpacked path reads B in place; give it a float copy (matrix-vector products,
+            // such as decoding one token, where the copy costs about what the product does).
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+                long n = (long) K * N;
+                MemorySegment wide = arena.allocate(n * Float.BYTES, 64);
+                for (long i = 0; i < n; i++) {
+                    wide.setAtIndex(F32, i, Float.intBitsToFloat(b.getAtIndex(BF16, i) << 16));
+                }
+                gemm(a, ars, acs, wide, false, brs, bcs, c, M, N, K, accumulate, threads);
+            }
+            return;
+        }
         if (work < SMALL_WORK || M < MR) {
             // Unpacked; split the columns (in whole vectors) if there is enough work.
             int parts = Math.min(tasks, ceilDiv(N, 4 * VL));
@@ -232,7 +279,7 @@ public final class SimdGemm {
             ForkJoinTask.invokeAll(jobs);
             return;
         }
-        Gemm g = new Gemm(a, ars, acs, b, brs, bcs, c, M, N, K, accumulate);
+        Gemm g = new Gemm(a, ars, acs, b, bf16, brs, bcs, c, M, N, K, accumulate);
         if (tasks == 1) {
             g.run(0, M, 0, N);
             return;
@@ -276,7 +323,7 @@ public final class SimdGemm {
     }
 
     /** One matmul call: operands, layout and the K split, shared by its tasks. */
-    private record Gemm(MemorySegment a, long ars, long acs, MemorySegment b, long brs, long bcs,
+    private record Gemm(MemorySegment a, long ars, long acs, MemorySegment b, boolean bf16, long brs, long bcs,
                         MemorySegment c, int M, int N, int K, boolean accumulate) {
 
         /** Computes {@code C[m0,m1) x [n0,n1)} on the calling thread. */
@@ -291,7 +338,11 @@ public final class SimdGemm {
                 for (int pc = 0; pc < K; pc += kcStep) {
                     int kc = Math.min(kcStep, K - pc);
                     int kp = roundUp(kc, KU);
-                    packB(b, brs, bcs, pc, kc, kp, jc, nc, s.bp, s.tmp);
+                    if (bf16) {
+                        packBBf16(b, brs, bcs, pc, kc, kp, jc, nc, s.bp, s.tmp);
+                    } else {
+                        packB(b, brs, bcs, pc, kc, kp, jc, nc, s.bp, s.tmp);
+                    }
                     boolean overwrite = pc == 0 && !accumulate;
                     for (int ic = m0; ic < m1; ic += MC) {
                         int mc = Math.min(MC, m1 - ic);
@@ -419,6 +470,74 @@ public final class SimdGemm {
         for (int jp = 0; jp < nc; jp += NR) {
             Arrays.fill(bp, jp * kp + kc * NR, jp * kp + kp * NR, 0f);
         }
+    }
+
+    /**
+     * {@link #packB} for a bfloat16 B: the same panels, each element widened (bf16 is the top half
+     * of a float, so widening is a 16-bit shift and exact).
+     */
+    static void packBBf16(MemorySegment b, long brs, long bcs, int pc, int kc, int kp, int jc,
+                          int nc, float[] bp, float[] tmp) {
+        if (bcs == 1) {
+            for (int jp = 0; jp < nc; jp += NR) {
+                int nr = Math.min(NR, nc - jp);
+                for (int k = 0; k < kc; k++) {
+                    long src = (pc + k) * brs + jc + jp;
+                    int d = jp * kp + k * NR;
+                    int j = 0;
+                    if (nr == NR) {
+                        for (; j < NR; j += VL) {
+                            widen(b, src + j).intoArray(bp, d + j);
+                        }
+                    }
+                    for (; j < nr; j++) {
+                        bp[d + j] = Float.intBitsToFloat(b.getAtIndex(BF16, src + j) << 16);
+                    }
+                    for (; j < NR; j++) {
+                        bp[d + j] = 0f;
+                    }
+                }
+            }
+        } else {
+            // Columns contiguous in k (NT): widen a micro-panel's columns into tmp, then transpose
+            // them with gathers as packB does.
+            int[] idx = new int[VL];
+            for (int j = 0; j < VL; j++) {
+                idx[j] = j * kc;
+            }
+            for (int jp = 0; jp < nc; jp += NR) {
+                int nr = Math.min(NR, nc - jp);
+                for (int j = 0; j < nr; j++) {
+                    long src = (jc + jp + j) * bcs + pc;
+                    int d = j * kc;
+                    int k = 0;
+                    for (; k + VL <= kc; k += VL) {
+                        widen(b, src + k).intoArray(tmp, d + k);
+                    }
+                    for (; k < kc; k++) {
+                        tmp[d + k] = Float.intBitsToFloat(b.getAtIndex(BF16, src + k) << 16);
+                    }
+                }
+                Arrays.fill(tmp, nr * kc, NR * kc, 0f);
+                for (int k = 0; k < kc; k++) {
+                    int d = jp * kp + k * NR;
+                    for (int v = 0; v < NR; v += VL) {
+                        FloatVector.fromArray(F, tmp, k + v * kc, idx, 0).intoArray(bp, d + v);
+                    }
+                }
+            }
+        }
+        for (int jp = 0; jp < nc; jp += NR) {
+            Arrays.fill(bp, jp * kp + kc * NR, jp * kp + kp * NR, 0f);
+        }
+    }
+
+    /** VL bf16 values from element {@code index} of {@code b}, widened to floats. */
+    private static FloatVector widen(MemorySegment b, long index) {
+        return ((IntVector) ShortVector.fromMemorySegment(H, b, index * 2, BO)
+                .convertShape(VectorOperators.S2I, I, 0))
+                .lanewise(VectorOperators.LSHL, 16)
+                .reinterpretAsFloats();
     }
 
     // ---------------------------------------------------------------------------------------
@@ -757,6 +876,12 @@ public final class SimdGemm {
 
     private static int roundUp(int x, int multiple) {
         return Math.max(multiple, ceilDiv(x, multiple) * multiple);
+    }
+
+    private static void needBf16(MemorySegment b, long elems) {
+        if (b.byteSize() < elems * 2) {
+            throw new IndexOutOfBoundsException("b holds " + b.byteSize() / 2 + " bf16 values, needs " + elems);
+        }
     }
 
     private static boolean isX86() {

@@ -25,6 +25,15 @@ public final class CpuBackend implements Backend {
         return "cpu";
     }
 
+    /** The weight operand of the matrix products and the embedding table are read in bf16 directly. */
+    @Override
+    public boolean readsBf16(Node n, int index) {
+        return index == 1 && switch (n.op) {
+            case "linear", "matmul", "linear_cross_entropy", "embedding" -> true;
+            default -> false;
+        };
+    }
+
     @Override
     public void execute(Node n, Tensor[] in, Tensor[] out, MemorySegment workspace) {
         switch (n.op) {
@@ -32,8 +41,13 @@ public final class CpuBackend implements Backend {
             case "zeros" -> out[0].data.fill((byte) 0);
             case "embedding" -> {
                 Tensor table = in[1];
-                CpuKernels.embeddingForward(in[0].data, table.data, out[0].data, (int) in[0].numel(),
-                        (int) table.shape[1], (int) table.shape[0]);
+                if (table.dtype == dev.collie.compiler.ir.DType.BF16) {
+                    CpuKernels.embeddingForwardBf16(in[0].data, table.data, out[0].data, (int) in[0].numel(),
+                            (int) table.shape[1], (int) table.shape[0]);
+                } else {
+                    CpuKernels.embeddingForward(in[0].data, table.data, out[0].data, (int) in[0].numel(),
+                            (int) table.shape[1], (int) table.shape[0]);
+                }
             }
             case "embedding_grad" -> {
                 out[0].data.fill((byte) 0);
@@ -43,12 +57,20 @@ public final class CpuBackend implements Backend {
             case "linear" -> {
                 int k = (int) last(in[0]);
                 int nOut = (int) in[1].shape[0];
-                SimdGemm.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+                if (in[1].dtype == dev.collie.compiler.ir.DType.BF16) {
+                    SimdGemm.matmulNTBf16(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+                } else {
+                    SimdGemm.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+                }
             }
             case "matmul" -> {
                 int k = (int) last(in[0]);
                 int nOut = (int) in[1].shape[1];
-                SimdGemm.matmulNN(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+                if (in[1].dtype == dev.collie.compiler.ir.DType.BF16) {
+                    SimdGemm.matmulNNBf16(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+                } else {
+                    SimdGemm.matmulNN(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+                }
             }
             case "matmul_tn" -> SimdGemm.matmulTN(in[0].data, in[1].data, out[0].data, rows(in[0]),
                     (int) last(in[0]), (int) last(in[1]), false);
@@ -136,11 +158,20 @@ public final class CpuBackend implements Backend {
                 Tensor h = in[0];
                 int c = (int) last(h);
                 int vocab = (int) in[1].shape[0];
-                double loss = workspace == null
-                        ? FusedKernels.linearCrossEntropy(h.data, in[1].data, in[2].data, out[1].data, out[2].data,
-                                rows(h), c, vocab, n.longAttr("ignore_index"))
-                        : FusedKernels.linearCrossEntropy(h.data, in[1].data, in[2].data, out[1].data, out[2].data,
-                                rows(h), c, vocab, n.longAttr("ignore_index"), workspace);
+                boolean bf16 = in[1].dtype == dev.collie.compiler.ir.DType.BF16;
+                double loss;
+                if (workspace != null) {
+                    loss = FusedKernels.linearCrossEntropy(h.data, in[1].data, bf16, in[2].data, out[1].data,
+                            out[2].data, rows(h), c, vocab, n.longAttr("ignore_index"), workspace);
+                } else {
+                    // Not planned by the memory planner (a caller without one): a chunk of its own.
+                    try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+                        MemorySegment chunk = arena.allocate(dev.collie.compiler.ops.OpRules.headChunkRows(rows(h), vocab)
+                                * vocab * 4, 64);
+                        loss = FusedKernels.linearCrossEntropy(h.data, in[1].data, bf16, in[2].data, out[1].data,
+                                out[2].data, rows(h), c, vocab, n.longAttr("ignore_index"), chunk);
+                    }
+                }
                 out[0].data.set(Tensor.F32, 0, (float) loss);
             }
             case "shift_left" -> shiftLeft(in[0], out[0], n.longAttr("fill"));
