@@ -57,7 +57,7 @@ public final class CheckpointException extends RuntimeException implements dev.c
      * Turns an I/O failure into the short phrase users expect (like the OS's own wording) rather
      * than Java's exception text, which often repeats the path already at the start of the message.
      */
-    static String describe(IOException e) {
+    public static String describe(IOException e) {
         return switch (e) {
             case NoSuchFileException x -> "no such file or directory";
             case CharacterCodingException x -> "not valid UTF-8 text";

@@ -30,6 +30,12 @@ public final class HfCheckpointWriter {
     /** Test seam: runs once the temporary directory is complete and synced, just before the swap. */
     static volatile IoHook beforeSwap = IoHook.NONE;
 
+    /** Test seam: runs after the previous checkpoint stepped aside and before the new one is renamed in. */
+    static volatile IoHook betweenRenames = IoHook.NONE;
+
+    /** Test seam: runs once the new checkpoint is in place, before the previous one is deleted. */
+    static volatile IoHook afterSwap = IoHook.NONE;
+
     private static final Map<String, String> SHARD_METADATA = Map.of("format", "pt");
 
     private HfCheckpointWriter() {}
@@ -68,9 +74,11 @@ public final class HfCheckpointWriter {
             if (Files.exists(target, LinkOption.NOFOLLOW_LINKS)) {
                 old = FsUtil.sibling(target, "old");
                 Files.move(target, old, StandardCopyOption.ATOMIC_MOVE);
+                betweenRenames.run(tmp);
             }
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
             swapped = true;
+            afterSwap.run(target);
         } catch (IOException e) {
             throw new CheckpointException(dir, null, "cannot save checkpoint: " + CheckpointException.describe(e), e);
         } finally {
@@ -121,6 +129,33 @@ public final class HfCheckpointWriter {
             FsUtil.deleteQuietly(p);
         }
         return restored;
+    }
+
+    /**
+     * Puts {@code dir} back if a save killed between its two renames left it moved aside
+     * (".NAME.old-*") and nothing took its place. The targeted form of {@link #recover(Path)}, for
+     * a checkpoint named on the command line: the rest of its folder is left alone, because another
+     * run may be saving there right now.
+     *
+     * @return whether {@code dir} was restored
+     */
+    public static boolean recoverMovedAside(Path dir) {
+        Path target = dir.toAbsolutePath().normalize();
+        Path parent = target.getParent();
+        if (parent == null || Files.exists(target, LinkOption.NOFOLLOW_LINKS) || !Files.isDirectory(parent)) {
+            return false;
+        }
+        String pattern = java.util.regex.Pattern.quote("." + target.getFileName()) + "\\.old-[0-9a-f]+";
+        try (var s = Files.list(parent)) {
+            Path aside = s.filter(p -> p.getFileName().toString().matches(pattern)).sorted().findFirst().orElse(null);
+            if (aside == null) {
+                return false;
+            }
+            Files.move(aside, target, StandardCopyOption.ATOMIC_MOVE);
+            return true;
+        } catch (IOException e) {
+            return false; // the caller reports the missing folder; the copy stays where it is
+        }
     }
 
     /** Puts the previous checkpoint back if it had already been moved aside when the swap failed. */

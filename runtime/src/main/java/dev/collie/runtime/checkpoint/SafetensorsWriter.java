@@ -56,6 +56,9 @@ public final class SafetensorsWriter {
     /** Test seam: runs after the temporary file is complete and synced, just before the rename. */
     static volatile IoHook beforeRename = IoHook.NONE;
 
+    /** Test seam: runs after each tensor's bytes are written, while the file is still incomplete and unsynced. */
+    static volatile IoHook afterTensor = IoHook.NONE;
+
     // Big enough to amortize system calls, small enough to not matter for the heap.
     private static final int CHUNK_BYTES = 1 << 20;
 
@@ -164,6 +167,7 @@ public final class SafetensorsWriter {
                 } else {
                     convertTensor(ch, e.data(), out, staging, buf);
                 }
+                afterTensor.run(file);
             }
             ch.force(true);
         }

@@ -3,6 +3,7 @@ package dev.collie.runtime.cli;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.collie.compiler.cli.CliSupport;
+import dev.collie.runtime.checkpoint.HfCheckpointWriter;
 import dev.collie.runtime.data.ChatTemplate;
 import dev.collie.runtime.data.Example;
 import dev.collie.runtime.data.FormatOptions;
@@ -239,6 +240,11 @@ public final class CollieMain implements Runnable {
             if (resume != null && modelOptions.checkpoint != null && !resume.equals(modelOptions.checkpoint)) {
                 throw new CliSupport.UsageError("--resume and --checkpoint name different folders: a resumed run "
                         + "takes its weights from the --resume checkpoint; drop --checkpoint");
+            }
+            // A save killed between its two renames leaves the checkpoint it was replacing under a
+            // hidden name: the folder asked for is intact, only moved aside.
+            if (resume != null && HfCheckpointWriter.recoverMovedAside(resume)) {
+                out.println("recovered " + resume + " from an interrupted save");
             }
             if (resume != null && !Files.isDirectory(resume)) {
                 throw new CliSupport.UsageError("--resume " + resume + ": no such directory");

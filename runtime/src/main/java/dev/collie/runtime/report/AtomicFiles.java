@@ -35,6 +35,8 @@ final class AtomicFiles {
                 out.flush();
                 // Without this a power loss after the rename could leave an empty target.
                 ch.force(true);
+            } catch (IOException e) {
+                throw new OutputError(abs, e);
             }
             try {
                 Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);

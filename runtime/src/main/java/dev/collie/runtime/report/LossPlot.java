@@ -35,6 +35,8 @@ public final class LossPlot {
      * Writes the chart to {@code png} atomically (a viewer refreshing the file never sees a
      * partial image). Records with a non-finite loss are skipped; an empty history still yields
      * a valid, empty chart so callers need no special case for the first plot.
+     *
+     * @throws OutputError if the file cannot be written (a full disk)
      */
     public static void write(Path png, List<StepMetrics> all) throws IOException {
         Objects.requireNonNull(png, "png");

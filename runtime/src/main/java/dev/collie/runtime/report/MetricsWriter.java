@@ -57,9 +57,13 @@ public final class MetricsWriter implements AutoCloseable {
         try {
             c = appender(csvPath);
             if (!csvHasHeader) {
-                c.write(csvRecord(header(extraColumns)));
-                c.write('\n');
-                c.flush();
+                try {
+                    c.write(csvRecord(header(extraColumns)));
+                    c.write('\n');
+                    c.flush();
+                } catch (IOException e) {
+                    throw new OutputError(csvPath, e);
+                }
             }
         } catch (IOException | RuntimeException e) {
             jsonl.close();
@@ -113,18 +117,30 @@ public final class MetricsWriter implements AutoCloseable {
         return csvPath;
     }
 
-    /** Appends one record to both files and flushes them. */
+    /**
+     * Appends one record to both files and flushes them.
+     *
+     * @throws OutputError if a file cannot be written (a full disk)
+     */
     public synchronized void write(StepMetrics m) throws IOException {
         Objects.requireNonNull(m, "m");
         if (closed) {
             throw new IllegalStateException("MetricsWriter is closed");
         }
-        jsonl.write(toJson(m));
-        jsonl.write('\n');
-        jsonl.flush();
-        csv.write(csvRecord(csvRow(m, extraColumns)));
-        csv.write('\n');
-        csv.flush();
+        try {
+            jsonl.write(toJson(m));
+            jsonl.write('\n');
+            jsonl.flush();
+        } catch (IOException e) {
+            throw new OutputError(jsonlPath, e);
+        }
+        try {
+            csv.write(csvRecord(csvRow(m, extraColumns)));
+            csv.write('\n');
+            csv.flush();
+        } catch (IOException e) {
+            throw new OutputError(csvPath, e);
+        }
     }
 
     @Override

@@ -11,6 +11,7 @@ import dev.collie.dsl.CollieException;
 import dev.collie.dsl.SourceFile;
 import dev.collie.dsl.Span;
 import dev.collie.dsl.sema.TrainSchema;
+import dev.collie.runtime.report.OutputError;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -178,7 +179,12 @@ public final class TrainSettings {
         });
         Files.createDirectories(file.toAbsolutePath().getParent());
         Path tmp = file.resolveSibling("." + file.getFileName() + ".tmp");
-        JSON.writeValue(tmp.toFile(), sorted);
+        try {
+            JSON.writeValue(tmp.toFile(), sorted);
+        } catch (IOException e) {
+            Files.deleteIfExists(tmp);
+            throw new OutputError(file, e);
+        }
         Files.move(tmp, file, java.nio.file.StandardCopyOption.REPLACE_EXISTING,
                 java.nio.file.StandardCopyOption.ATOMIC_MOVE);
     }

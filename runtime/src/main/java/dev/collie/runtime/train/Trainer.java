@@ -1,5 +1,6 @@
 package dev.collie.runtime.train;
 
+import dev.collie.runtime.checkpoint.CheckpointException;
 import dev.collie.runtime.checkpoint.SafetensorsFile;
 import dev.collie.runtime.checkpoint.SafetensorsWriter;
 import dev.collie.runtime.checkpoint.StDType;
@@ -17,6 +18,7 @@ import dev.collie.runtime.generate.Sampling;
 import dev.collie.runtime.optim.Optimizer;
 import dev.collie.runtime.report.LossPlot;
 import dev.collie.runtime.report.MetricsWriter;
+import dev.collie.runtime.report.OutputError;
 import dev.collie.runtime.report.StepMetrics;
 import dev.collie.runtime.report.TrainingProgress;
 import dev.collie.runtime.tensor.NativeMemory;
@@ -25,6 +27,7 @@ import dev.collie.runtime.tokenizer.Tokenizer;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.lang.foreign.MemorySegment;
+import java.nio.file.FileSystemException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -33,6 +36,7 @@ import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * The fine-tuning loop of `collie run`: data in, in-place updates, evaluation and generation every
@@ -76,6 +80,18 @@ public final class Trainer {
     }
 
     public Outcome run() throws IOException {
+        try {
+            return train();
+        } catch (FileSystemException e) {
+            if (e.getFile() == null) {
+                throw e;
+            }
+            // A full disk or a read-only folder is for the user to fix, not a bug: say which file.
+            throw new OutputError(e);
+        }
+    }
+
+    private Outcome train() throws IOException {
         long vocab = session.vocabSize();
         // A tokenizer larger than the model is fine for pre-tokenized data; the reader checks every id
         // it produces against the model's vocabulary and names the row of the first one outside it.
@@ -232,16 +248,19 @@ public final class Trainer {
                 r.scored() > 0 ? String.format("  exact match %.1f%% of %d", r.exactMatch(), r.scored()) : ""));
         try {
             LossPlot.write(output.resolve("loss.png"), MetricsWriter.read(output));
-        } catch (IOException e) {
+        } catch (IOException | OutputError e) {
             progress.log("could not draw loss.png: " + e.getMessage());
         }
         return r;
     }
 
     /** A checkpoint with everything needed to resume, written atomically. */
-    private void save(Path dir, TrainerState state) throws IOException {
-        Path staging = Files.createTempDirectory(output, ".state-");
+    private void save(Path dir, TrainerState state) {
+        // Named like the checkpoint writers' temporaries, so that if this process is killed while
+        // the state is staged, the next run's recover() deletes what is left here.
+        Path staging = output.resolve(".state.tmp-" + Long.toHexString(ThreadLocalRandom.current().nextLong()));
         try {
+            Files.createDirectory(staging);
             List<Path> extra = new ArrayList<>(tokenizer.files());
             Path stateFile = staging.resolve(TrainerState.FILE);
             state.write(stateFile);
@@ -256,10 +275,28 @@ public final class Trainer {
                 extra.add(optFile);
             }
             session.save(dir, extra);
-        } finally {
-            try (var files = Files.walk(staging)) {
-                files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException e) {
+            throw new CheckpointException(dir, null, "cannot save checkpoint: " + CheckpointException.describe(e), e);
+        } catch (CheckpointException e) {
+            // The optimizer state is written in the staging folder first; the user knows the checkpoint.
+            if (!dir.equals(e.file()) && e.getCause() instanceof IOException io) {
+                throw new CheckpointException(dir, null, "cannot save checkpoint: " + CheckpointException.describe(io), e);
             }
+            throw e;
+        } finally {
+            deleteQuietly(staging);
+        }
+    }
+
+    /** Cleanup after a save, successful or not: a failure here must not hide the save's own outcome. */
+    private static void deleteQuietly(Path tree) {
+        if (!Files.exists(tree)) {
+            return;
+        }
+        try (var files = Files.walk(tree)) {
+            files.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException | java.io.UncheckedIOException ignored) {
+            // recover() removes the leftover at the start of the next run
         }
     }
 
