@@ -32,7 +32,7 @@ final class Bf16Updates {
             update.apply(wide);
             long mixed = seed * 0x9E3779B97F4A7C15L + step * 0xBF58476D1CE4E5B9L + index * 0x94D049BB133111EBL;
             if (stochastic) {
-                Bf16Tensors.narrowStochastic(wide, param, new SplittableRandom(mixed));
+                Bf16Tensors.narrowStochastic(wide, param, mixed);
             } else {
                 Bf16Tensors.narrowNearest(wide, param);
             }

@@ -3,22 +3,112 @@ package dev.collie.runtime.tensor;
 import dev.collie.compiler.ir.DType;
 import dev.collie.runtime.checkpoint.Bf16;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.SplittableRandom;
+import java.util.stream.LongStream;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorMask;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
+import jdk.incubator.vector.VectorSpecies;
 
-/** Widening bf16 weights to fp32 for compute, and narrowing updated fp32 values back. */
+/**
+ * Widening bf16 weights to fp32 for compute, and narrowing updated fp32 values back, on the Vector
+ * API (a bf16 value is the top half of a float). Large tensors are split in fixed chunks that run in
+ * parallel; no result depends on the split.
+ */
 public final class Bf16Tensors {
 
     private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final int VL = F.length();
+    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, VectorShape.forBitSize(VL * 32));
+    private static final VectorSpecies<Short> H = VectorSpecies.of(short.class, VectorShape.forBitSize(VL * 16));
+    private static final ByteOrder BO = ByteOrder.nativeOrder();
+    private static final long CHUNK = 1 << 16;
 
     private Bf16Tensors() {}
 
     /** A new fp32 tensor with the values of a bf16 one (exact). */
     public static Tensor widen(Tensor bf16) {
         Tensor out = Tensor.allocate(bf16.shape, DType.F32);
-        for (long i = 0, n = bf16.numel(); i < n; i++) {
-            out.data.setAtIndex(Tensor.F32, i, Bf16.bf16ToF32(bf16.data.getAtIndex(BF16, i)));
-        }
+        long n = bf16.numel();
+        chunks(n, (from, to) -> {
+            long i = from;
+            for (; i + VL <= to; i += VL) {
+                ((IntVector) ShortVector.fromMemorySegment(H, bf16.data, i * 2, BO).convertShape(VectorOperators.S2I, I, 0))
+                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoMemorySegment(out.data, i * 4, BO);
+            }
+            for (; i < to; i++) {
+                out.data.setAtIndex(Tensor.F32, i, Bf16.bf16ToF32(bf16.data.getAtIndex(BF16, i)));
+            }
+        });
         return out;
+    }
+
+    /**
+     * Writes fp32 values into a bf16 tensor with stochastic rounding: element i adds the low 16 bits
+     * of {@link #randomBits}(seed, i) below the kept half, so it rounds up with probability equal to
+     * the dropped fraction. The bits depend only on (seed, i), not on the vector width or threads.
+     */
+    public static void narrowStochastic(Tensor f32, Tensor bf16, long seed) {
+        int s = (int) (seed ^ (seed >>> 32));
+        long n = f32.numel();
+        IntVector iota = IntVector.zero(I).addIndex(1);
+        chunks(n, (from, to) -> {
+            long i = from;
+            for (; i + VL <= to; i += VL) {
+                IntVector bits = FloatVector.fromMemorySegment(F, f32.data, i * 4, BO).reinterpretAsInts();
+                VectorMask<Integer> special = bits.and(0x7F800000).eq(0x7F800000);
+                if (special.anyTrue()) {
+                    for (long k = i; k < i + VL; k++) {
+                        bf16.data.setAtIndex(BF16, k, Bf16.f32ToBf16Stochastic(f32.getFloat(k), randomBits(s, k)));
+                    }
+                    continue;
+                }
+                IntVector h = iota.add((int) i);
+                h = mix(h, s).and(0xFFFF);
+                IntVector rounded = bits.add(h).lanewise(VectorOperators.LSHR, 16);
+                // never round a finite value up into infinity
+                VectorMask<Integer> overflow = rounded.and(0x7F80).eq(0x7F80);
+                rounded = rounded.blend(bits.lanewise(VectorOperators.LSHR, 16), overflow);
+                ((ShortVector) rounded.convertShape(VectorOperators.I2S, H, 0)).intoMemorySegment(bf16.data, i * 2, BO);
+            }
+            for (; i < to; i++) {
+                bf16.data.setAtIndex(BF16, i, Bf16.f32ToBf16Stochastic(f32.getFloat(i), randomBits(s, i)));
+            }
+        });
+    }
+
+    /** The random bits of element {@code index} under {@code seed} (a 32-bit integer hash). */
+    public static int randomBits(int seed, long index) {
+        int h = (int) index * 0x9E3779B9 + seed;
+        h ^= h >>> 16;
+        h *= 0x85EBCA6B;
+        h ^= h >>> 13;
+        h *= 0xC2B2AE35;
+        return h ^ (h >>> 16);
+    }
+
+    private static IntVector mix(IntVector index, int seed) {
+        IntVector h = index.mul(0x9E3779B9).add(seed);
+        h = h.lanewise(VectorOperators.XOR, h.lanewise(VectorOperators.LSHR, 16));
+        h = h.mul(0x85EBCA6B);
+        h = h.lanewise(VectorOperators.XOR, h.lanewise(VectorOperators.LSHR, 13));
+        h = h.mul(0xC2B2AE35);
+        return h.lanewise(VectorOperators.XOR, h.lanewise(VectorOperators.LSHR, 16));
+    }
+
+    private interface Range {
+        void run(long from, long to);
+    }
+
+    private static void chunks(long n, Range body) {
+        long count = (n + CHUNK - 1) / CHUNK;
+        LongStream r = LongStream.range(0, count);
+        (count > 1 ? r.parallel() : r).forEach(c -> body.run(c * CHUNK, Math.min(n, (c + 1) * CHUNK)));
     }
 
     /** Writes fp32 values into a bf16 tensor, rounding to nearest (for loading and initialising). */
@@ -28,7 +118,7 @@ public final class Bf16Tensors {
         }
     }
 
-    /** Writes fp32 values into a bf16 tensor with stochastic rounding driven by {@code rng}. */
+    /** Writes fp32 values into a bf16 tensor with stochastic rounding driven by {@code rng} (scalar). */
     public static void narrowStochastic(Tensor f32, Tensor bf16, SplittableRandom rng) {
         long n = f32.numel();
         long i = 0;
