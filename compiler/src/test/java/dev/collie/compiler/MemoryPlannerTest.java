@@ -93,4 +93,19 @@ class MemoryPlannerTest {
         assertTrue(recomputed.arenaBytes() * 2 < kept.arenaBytes(),
                 "recomputing should at least halve the arena: " + recomputed.arenaBytes() + " vs " + kept.arenaBytes());
     }
+
+    @ParameterizedTest
+    @CsvSource({"15m,train,8,256", "1b,train,1,256"})
+    void selectiveCheckpointingLiesBetweenNoneAndFull(String preset, String program, long b, long t) {
+        var model = InPlaceScheduleTest.model("models/llama.collie", preset);
+        var kind = ProgramKind.valueOf(program.toUpperCase());
+        Map<String, Long> bt = Map.of("B", b, "T", t);
+        var options = dev.collie.compiler.passes.CompileOptions.DEFAULT;
+        long off = MemoryPlanner.plan(Compiler.compile(model, false, null).program(kind), bt).arenaBytes();
+        long selective = MemoryPlanner.plan(Compiler.compile(model, true, null, options.withRecompute(
+                dev.collie.compiler.passes.CompileOptions.Recompute.SELECTIVE)).program(kind), bt).arenaBytes();
+        long full = MemoryPlanner.plan(Compiler.compile(model, true, null, options.withRecompute(
+                dev.collie.compiler.passes.CompileOptions.Recompute.FULL)).program(kind), bt).arenaBytes();
+        assertTrue(full < selective && selective < off, "full " + full + " < selective " + selective + " < off " + off);
+    }
 }

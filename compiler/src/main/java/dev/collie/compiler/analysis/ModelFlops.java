@@ -15,7 +15,14 @@ public final class ModelFlops {
 
     public static double of(Graph g, Map<String, Long> bindings) {
         double flops = 0;
+        boolean backward = false;
         for (Node n : g.nodes) {
+            backward |= n.role != dev.collie.compiler.ir.Role.FORWARD;
+            if (backward && n.role == dev.collie.compiler.ir.Role.FORWARD) {
+                // a forward recomputed for the backward (activation checkpointing): hardware FLOPs,
+                // not model FLOPs, so MFU stays comparable with and without it
+                continue;
+            }
             flops += switch (n.op) {
                 case "linear" -> 2.0 * numel(n.out(), bindings) * dim(n.inputs.get(0), -1, bindings);
                 case "matmul" -> 2.0 * numel(n.out(), bindings) * dim(n.inputs.get(0), -1, bindings);

@@ -60,9 +60,10 @@ public final class ColliecMain implements Runnable {
         @Option(names = "--set", paramLabel = "KEY=VALUE", description = "override one hyper-parameter")
         List<String> sets;
 
-        @Option(names = "--activation-checkpointing", description = "recompute each block's forward before its "
-                + "backward (also: activation_checkpointing = true in the train section)")
-        boolean checkpointing;
+        @Option(names = "--activation-checkpointing", arity = "0..1", fallbackValue = "full", paramLabel = "MODE",
+                description = "full (the default when given) or selective: recompute each block's forward, or its "
+                        + "cheap ops, before its backward (also: activation_checkpointing in the train section)")
+        String checkpointing;
 
         @Option(names = "--disable-pass", paramLabel = "PASS", description = "leave out a Fuse pass (the unfused ops "
                 + "are the reference), e.g. FuseSwiGlu")
@@ -74,7 +75,7 @@ public final class ColliecMain implements Runnable {
         }
 
         CompileOptions options(ResolvedModel m) {
-            boolean fromModel = Boolean.TRUE.equals(m.train().get("activation_checkpointing"));
+            Object fromModel = m.train().getOrDefault("activation_checkpointing", "off");
             java.util.Set<String> off = new java.util.HashSet<>(CompileOptions.DEFAULT.disabledPasses());
             if (disabled != null) {
                 for (String d : disabled) {
@@ -85,7 +86,12 @@ public final class ColliecMain implements Runnable {
                     off.add(d);
                 }
             }
-            return new CompileOptions(off, checkpointing || fromModel);
+            String mode = checkpointing != null ? checkpointing : fromModel.toString();
+            try {
+                return new CompileOptions(off, CompileOptions.Recompute.parse(mode));
+            } catch (IllegalArgumentException e) {
+                throw new CliSupport.UsageError(e.getMessage());
+            }
         }
 
         Plan compile(boolean verify, java.util.function.BiConsumer<String, Graph> afterEachPass) {

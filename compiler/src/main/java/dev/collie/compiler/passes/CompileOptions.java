@@ -7,28 +7,53 @@ import java.util.Set;
  * Choices that change the compiled programs but not what they compute.
  *
  * @param disabledPasses       Fuse passes to leave out, so the unfused reference ops run
- * @param recomputeActivations activation checkpointing: keep each block's input and recompute the rest of
- *                             its forward just before its backward (RecomputeActivations)
+ * @param recompute      activation checkpointing (RecomputeActivations): OFF keeps every activation; FULL keeps
+ *                       each block's input and recomputes the rest of the block just before its backward;
+ *                       SELECTIVE also keeps the outputs of the matrix products and attention and recomputes
+ *                       only the cheap ops (norms, activations, rotations, layout)
  */
-public record CompileOptions(Set<String> disabledPasses, boolean recomputeActivations) {
+public record CompileOptions(Set<String> disabledPasses, Recompute recompute) {
+
+    /** What activation checkpointing recomputes. */
+    public enum Recompute {
+        OFF, FULL, SELECTIVE;
+
+        /** "off", "full" or "selective" (the train key and the flag), with a clear error otherwise. */
+        public static Recompute parse(String s) {
+            for (Recompute r : values()) {
+                if (r.name().equalsIgnoreCase(s)) {
+                    return r;
+                }
+            }
+            throw new IllegalArgumentException("activation checkpointing must be off, full or selective, got '" + s + "'");
+        }
+    }
+
+    public boolean recomputeActivations() {
+        return recompute != Recompute.OFF;
+    }
 
     /**
      * The defaults: every pass, no recomputation. The system property {@code collie.disablePasses}
      * (comma separated) names Fuse passes to leave out, e.g.
      * {@code -Dcollie.disablePasses=FuseSwiGlu,FuseRotaryHeads}.
      */
-    public static final CompileOptions DEFAULT = new CompileOptions(disabledFromProperty(), false);
+    public static final CompileOptions DEFAULT = new CompileOptions(disabledFromProperty(), Recompute.OFF);
 
     public CompileOptions {
         disabledPasses = Set.copyOf(disabledPasses);
     }
 
     public CompileOptions withRecompute(boolean on) {
-        return new CompileOptions(disabledPasses, on);
+        return withRecompute(on ? Recompute.FULL : Recompute.OFF);
+    }
+
+    public CompileOptions withRecompute(Recompute mode) {
+        return new CompileOptions(disabledPasses, mode);
     }
 
     public CompileOptions withDisabled(Set<String> passes) {
-        return new CompileOptions(passes, recomputeActivations);
+        return new CompileOptions(passes, recompute);
     }
 
     private static Set<String> disabledFromProperty() {

@@ -15,4 +15,9 @@ public interface Pass {
     }
 
     void run(Graph graph, ProgramKind kind);
+
+    /** Runs the pass under these options (most passes ignore them). */
+    default void run(Graph graph, ProgramKind kind, CompileOptions options) {
+        run(graph, kind);
+    }
 }

@@ -46,7 +46,7 @@ public final class PassPipeline {
                     || (p.name().startsWith("Fuse") && options.disabledPasses().contains(p.name()))) {
                 continue;
             }
-            p.run(g, kind);
+            p.run(g, kind, options);
             if (verify) {
                 GraphVerifier.verify(g, p.name());
             }

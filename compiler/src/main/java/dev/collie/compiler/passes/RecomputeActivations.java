@@ -43,8 +43,19 @@ public final class RecomputeActivations implements Pass {
         return kind.trains() && options.recomputeActivations();
     }
 
+    /** Ops that selective checkpointing keeps rather than recomputes: the ones that cost FLOPs. */
+    static final Set<String> EXPENSIVE = Set.of("linear", "matmul", "attention", "linear_cross_entropy");
+
+    private boolean selective;
+
     @Override
     public void run(Graph g, ProgramKind kind) {
+        throw new IllegalStateException("RecomputeActivations needs its options");
+    }
+
+    @Override
+    public void run(Graph g, ProgramKind kind, CompileOptions options) {
+        selective = options.recompute() == CompileOptions.Recompute.SELECTIVE;
         // Each layer's forward nodes, in order, and the layer of each value they produce.
         Map<String, List<Node>> layers = new HashMap<>();
         Map<Value, String> layerOf = new HashMap<>();
@@ -56,6 +67,10 @@ public final class RecomputeActivations implements Pass {
         }
         // Checkpoints: values a layer hands to forward nodes outside it (or to the program's outputs).
         Set<Value> kept = new HashSet<>(g.outputs.values());
+        if (selective) {
+            layers.values().forEach(nodes -> nodes.stream().filter(n -> EXPENSIVE.contains(n.op))
+                    .forEach(n -> kept.addAll(n.outputs)));
+        }
         for (Node n : g.nodes) {
             if (n.role == Role.FORWARD) {
                 for (Value v : n.inputs) {
@@ -83,7 +98,7 @@ public final class RecomputeActivations implements Pass {
             }
             for (String layer : needed) {
                 if (!layer.equals(active)) {
-                    clones = recompute(g, layers.get(layer), order);
+                    clones = recompute(g, layers.get(layer), order, selective);
                     active = layer;
                 }
                 for (int k = 0; k < n.inputs.size(); k++) {
@@ -100,9 +115,12 @@ public final class RecomputeActivations implements Pass {
     }
 
     /** Appends clones of a layer's forward nodes to {@code order}; returns original value to clone. */
-    private static Map<Value, Value> recompute(Graph g, List<Node> layer, List<Node> order) {
+    private static Map<Value, Value> recompute(Graph g, List<Node> layer, List<Node> order, boolean selective) {
         Map<Value, Value> map = new HashMap<>();
         for (Node n : layer) {
+            if (selective && EXPENSIVE.contains(n.op)) {
+                continue;
+            }
             List<Value> inputs = n.inputs.stream().map(v -> map.getOrDefault(v, v)).toList();
             Node c = g.create(n.op, inputs, n.attrs, Role.FORWARD, n.origin);
             c.scope = n.scope;

@@ -37,8 +37,10 @@ public final class TrainSchema {
         key("seed", Type.INT, 0L, "seed for initialisation, shuffling and sampling");
         key("dtype", Type.STRING, "fp32", "weight storage: fp32, or bf16 (half the memory; fp32 compute; updates "
                 + "with stochastic rounding so small steps are not lost)", "fp32", "bf16");
-        key("activation_checkpointing", Type.BOOL, false, "keep only each block's input in the forward and "
-                + "recompute the rest before its backward: activation memory of one block, about a third more compute");
+        key("activation_checkpointing", Type.STRING, "off", "off; full: keep only each block's input and recompute "
+                + "the rest of the block before its backward (about a third more compute); selective: keep the "
+                + "outputs of matrix products and attention too, recompute only the cheap ops", "off", "full",
+                "selective");
         key("pack", Type.BOOL, false, "pack several examples into each row (attention stays within an example)");
         key("shuffle", Type.BOOL, true, "shuffle the training rows every epoch");
         key("eval_every", Type.INT, 0L, "evaluate every N steps (0: only at the end)");

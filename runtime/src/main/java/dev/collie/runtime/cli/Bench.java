@@ -48,8 +48,9 @@ final class Bench implements Callable<Integer> {
     @Option(names = "--optimizer", defaultValue = "lomo") String optimizer;
     @Option(names = "--lr", defaultValue = "1e-3") double lr;
     @Option(names = "--profile", description = "also print the time spent per op (stderr)") boolean profile;
-    @Option(names = "--activation-checkpointing", description = "recompute each block's forward in the backward")
-    boolean checkpointing;
+    @Option(names = "--activation-checkpointing", arity = "0..1", fallbackValue = "full", paramLabel = "MODE",
+            description = "full (when given alone) or selective: recompute each block's forward (or its cheap ops)")
+    String checkpointing;
 
     @Spec
     CommandLine.Model.CommandSpec spec;
@@ -65,7 +66,7 @@ final class Bench implements Callable<Integer> {
         }
         try (Session s = Session.open(Session.ModelSpec.of(model, preset, Map.of()), null, 0,
                 dtype.equals("bf16") ? dev.collie.compiler.ir.DType.BF16 : dev.collie.compiler.ir.DType.F32,
-                dev.collie.compiler.passes.CompileOptions.DEFAULT.withRecompute(checkpointing))) {
+                dev.collie.compiler.passes.CompileOptions.DEFAULT.withRecompute(CollieMain.recomputeMode(checkpointing)))) {
             if (optimizer.equals("adalomo")) {
                 s.executor().setOptimizer(new dev.collie.runtime.optim.AdaLomo(s.params(), 0));
             }

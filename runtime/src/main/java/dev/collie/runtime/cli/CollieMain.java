@@ -72,10 +72,11 @@ public final class CollieMain implements Runnable {
         }
 
         Session open(Path model, Path weights, dev.collie.compiler.ir.DType storage) {
-            return open(model, weights, storage, false);
+            return open(model, weights, storage, dev.collie.compiler.passes.CompileOptions.Recompute.OFF);
         }
 
-        Session open(Path model, Path weights, dev.collie.compiler.ir.DType storage, boolean recompute) {
+        Session open(Path model, Path weights, dev.collie.compiler.ir.DType storage,
+                     dev.collie.compiler.passes.CompileOptions.Recompute recompute) {
             if (weights != null && !Files.isDirectory(weights)) {
                 throw new CliSupport.UsageError("checkpoint " + weights + ": "
                         + (Files.exists(weights) ? "not a directory" : "no such directory"));
@@ -173,8 +174,9 @@ public final class CollieMain implements Runnable {
         @Option(names = "--threads") Long threads;
         @Option(names = "--dtype", description = "weight storage: fp32 or bf16") String dtype;
         @Option(names = "--quiet", description = "plain log lines instead of a progress bar") boolean quiet;
-        @Option(names = "--activation-checkpointing", description = "recompute each block's forward before its "
-                + "backward instead of keeping its activations") boolean checkpointing;
+        @Option(names = "--activation-checkpointing", arity = "0..1", fallbackValue = "full", paramLabel = "MODE",
+                description = "full (when given alone) or selective: recompute each block's forward, or only its "
+                        + "cheap ops, before its backward instead of keeping the activations") String checkpointing;
 
         @Spec
         CommandLine.Model.CommandSpec spec;
@@ -212,9 +214,7 @@ public final class CollieMain implements Runnable {
             if (quiet) {
                 f.put("quiet", true);
             }
-            if (checkpointing) {
-                f.put("activation_checkpointing", true);
-            }
+            put(f, "activation_checkpointing", checkpointing);
             return f;
         }
 
@@ -251,11 +251,12 @@ public final class CollieMain implements Runnable {
             }
             Path weights = resume != null ? resume : modelOptions.checkpoint;
             Session opened = modelOptions.open(model, weights, "bf16".equals(dtype)
-                    ? dev.collie.compiler.ir.DType.BF16 : dev.collie.compiler.ir.DType.F32, checkpointing);
+                    ? dev.collie.compiler.ir.DType.BF16 : dev.collie.compiler.ir.DType.F32, recomputeMode(checkpointing));
             TrainSettings settings = TrainSettings.resolve(opened.plan().train(), runConfig, flags());
             boolean bf16 = settings.string("dtype").equals("bf16");
-            boolean recompute = settings.bool("activation_checkpointing");
-            if ((bf16 && opened.params().storage() != dev.collie.compiler.ir.DType.BF16) || recompute != checkpointing) {
+            var recompute = recomputeMode(settings.string("activation_checkpointing"));
+            if ((bf16 && opened.params().storage() != dev.collie.compiler.ir.DType.BF16)
+                    || recompute != recomputeMode(checkpointing)) {
                 // The model file or run config asked for bf16 weights or checkpointing: open it that way.
                 opened.close();
                 opened = modelOptions.open(model, weights, bf16 ? dev.collie.compiler.ir.DType.BF16
@@ -284,6 +285,16 @@ public final class CollieMain implements Runnable {
                 }
             }
             return 0;
+        }
+    }
+
+    /** The activation-checkpointing mode named by a flag or setting (null: off). */
+    static dev.collie.compiler.passes.CompileOptions.Recompute recomputeMode(String name) {
+        try {
+            return name == null ? dev.collie.compiler.passes.CompileOptions.Recompute.OFF
+                    : dev.collie.compiler.passes.CompileOptions.Recompute.parse(name);
+        } catch (IllegalArgumentException e) {
+            throw new CliSupport.UsageError("--activation-checkpointing: " + e.getMessage());
         }
     }
 

@@ -557,32 +557,9 @@ public final class FlashAttention {
         return sum;
     }
 
-    private static final float EXP_LO = -88.0f;
-    private static final float LOG2E = 1.44269504088896341f;
-    /** 1.5 · 2^23: adding it rounds to an integer held in the low mantissa bits. */
-    private static final float ROUND_MAGIC = 12582912f;
-    private static final int EXP_BIAS_FIX = 127 - Float.floatToRawIntBits(ROUND_MAGIC);
-
-    /**
-     * e^x for x ≤ 88, within 2 ulp (Cephes expf: x = n ln2 + r, |r| ≤ ln2/2, degree-5 polynomial).
-     * The Vector API's EXP falls back to scalar Math.exp where no SVML stub exists, 4× slower
-     * here. Inputs at or below -88 (including -inf of masked scores) give exactly 0: n = -127
-     * builds a zero scale factor, and such terms are invisible next to a softmax max of 1 anyway.
-     */
+    /** e^x (see {@link VectorMath#exp}: the same bits interpreted and compiled). */
     private static FloatVector exp(FloatVector x) {
-        x = x.blend(EXP_LO, x.lt(EXP_LO));
-        FloatVector t = x.fma(LOG2E, ROUND_MAGIC);
-        FloatVector n = t.sub(ROUND_MAGIC);
-        FloatVector r = n.fma(FloatVector.broadcast(SPECIES, -0.693359375f), x);
-        r = n.fma(FloatVector.broadcast(SPECIES, 2.12194440e-4f), r);
-        FloatVector p = r.fma(1.9875691500e-4f, 1.3981999507e-3f);
-        p = p.fma(r, FloatVector.broadcast(SPECIES, 8.3334519073e-3f));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, 4.1665795894e-2f));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, 1.6666665459e-1f));
-        p = p.fma(r, FloatVector.broadcast(SPECIES, 5.0000001201e-1f));
-        p = p.fma(r.mul(r), r.add(1f));
-        IntVector bits = t.reinterpretAsInts().add(EXP_BIAS_FIX).lanewise(VectorOperators.LSHL, 23);
-        return p.mul(bits.reinterpretAsFloats());
+        return VectorMath.exp(x);
     }
 
     // ---------------------------------------------------------------------------------------

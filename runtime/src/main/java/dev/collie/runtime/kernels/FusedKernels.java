@@ -131,12 +131,13 @@ public final class FusedKernels {
             FloatVector vsum = FloatVector.zero(S);
             i = 0;
             for (; i < bound; i += S.length()) {
-                FloatVector e = FloatVector.fromMemorySegment(S, row, (long) i * 4, ORDER).sub(max)
-                        .lanewise(VectorOperators.EXP);
+                FloatVector e = VectorMath.exp(FloatVector.fromMemorySegment(S, row, (long) i * 4, ORDER).sub(max));
                 e.intoMemorySegment(row, (long) i * 4, ORDER);
                 vsum = vsum.add(e);
             }
-            double sum = vsum.reduceLanes(VectorOperators.ADD);
+            // lanes in index order: reduceLanes(ADD) may associate differently once compiled, and a
+            // resumed run (fresh JIT state) must reproduce the uninterrupted one bit for bit
+            double sum = FusedNorms.laneSum(vsum);
             for (; i < V; i++) {
                 float e = (float) Math.exp(row.getAtIndex(F32, i) - max);
                 row.setAtIndex(F32, i, e);

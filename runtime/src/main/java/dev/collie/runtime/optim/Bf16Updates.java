@@ -22,6 +22,11 @@ final class Bf16Updates {
 
     private Bf16Updates() {}
 
+    /** The rounding seed of one parameter's update at one step. */
+    static long seed(long seed, long step, int index) {
+        return seed * 0x9E3779B97F4A7C15L + step * 0xBF58476D1CE4E5B9L + index * 0x94D049BB133111EBL;
+    }
+
     static void apply(Tensor param, long seed, long step, int index, Fp32Update update) {
         if (param.dtype != DType.BF16) {
             update.apply(param);
@@ -30,7 +35,7 @@ final class Bf16Updates {
         Tensor wide = Bf16Tensors.widen(param);
         try {
             update.apply(wide);
-            long mixed = seed * 0x9E3779B97F4A7C15L + step * 0xBF58476D1CE4E5B9L + index * 0x94D049BB133111EBL;
+            long mixed = seed(seed, step, index);
             if (stochastic) {
                 Bf16Tensors.narrowStochastic(wide, param, mixed);
             } else {

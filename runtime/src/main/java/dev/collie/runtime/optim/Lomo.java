@@ -27,6 +27,18 @@ public final class Lomo implements Optimizer {
 
     @Override
     public void update(int index, Tensor param, Tensor grad, double lr, double clipScale) {
+        if (param.dtype == dev.collie.compiler.ir.DType.BF16 && Bf16Updates.stochastic) {
+            // One pass over the bf16 weight, with the seed Bf16Updates would give it.
+            int seed = dev.collie.runtime.tensor.Bf16Tensors.seedBits(Bf16Updates.seed(0, step, index));
+            if (weightDecay == 0) {
+                OptimizerKernels.lomoUpdateBf16(param.data, grad.data, param.numel(), (float) (lr * clipScale), 1f, 0f,
+                        seed);
+            } else {
+                OptimizerKernels.lomoUpdateBf16(param.data, grad.data, param.numel(), (float) lr, (float) clipScale,
+                        (float) weightDecay, seed);
+            }
+            return;
+        }
         Bf16Updates.apply(param, 0, step, index, p -> {
             if (weightDecay == 0) {
                 // One rounding of lr * clipScale, as PyTorch does with a Python scalar step.

@@ -26,6 +26,8 @@ import java.nio.ByteOrder;
  */
 public final class OptimizerKernels {
 
+    private static final java.lang.foreign.ValueLayout.OfShort BF16 = java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED;
+
     /** float32, little-endian, no alignment requirement (segments may come from any offset). */
     private static final ValueLayout.OfFloat F32 =
             ValueLayout.JAVA_FLOAT_UNALIGNED.withOrder(ByteOrder.LITTLE_ENDIAN);
@@ -142,6 +144,36 @@ public final class OptimizerKernels {
                 p.set(F32, off, p.get(F32, off) - step * g.get(F32, off));
             }
         }
+    }
+
+    /**
+     * {@link #lomoUpdate} on bfloat16 weights in one pass: each weight is widened, updated in float
+     * and narrowed back with stochastic rounding (the bits of
+     * {@link dev.collie.runtime.tensor.Bf16Tensors#randomBits}(seed, i)), the same values as widening,
+     * updating and {@link dev.collie.runtime.tensor.Bf16Tensors#narrowStochastic} in turn, without
+     * the float copy of the weight. Chunks run in parallel; results do not depend on the split.
+     */
+    public static void lomoUpdateBf16(MemorySegment p, MemorySegment g, long n, float lr, float scale,
+                                      float weightDecay, int seed) {
+        requireFloats(g, n, "g");
+        if (p.byteSize() < n * 2) {
+            throw new IllegalArgumentException("p holds fewer than " + n + " bf16 values");
+        }
+        final float step = lr * scale;
+        final float decay = weightDecay > 0f ? (float) (1.0 - (double) lr * weightDecay) : 1f;
+        final boolean decays = weightDecay > 0f;
+        long chunk = 1 << 16;
+        long chunks = (n + chunk - 1) / chunk;
+        java.util.stream.LongStream range = java.util.stream.LongStream.range(0, chunks);
+        (chunks > 1 ? range.parallel() : range).forEach(c -> {
+            long to = Math.min(n, (c + 1) * chunk);
+            for (long i = c * chunk; i < to; i++) {
+                float w = Float.intBitsToFloat(p.getAtIndex(BF16, i) << 16);
+                float updated = decays ? w * decay - step * g.getAtIndex(F32, i) : w - step * g.getAtIndex(F32, i);
+                p.setAtIndex(BF16, i, dev.collie.runtime.checkpoint.Bf16.f32ToBf16Stochastic(updated,
+                        dev.collie.runtime.tensor.Bf16Tensors.randomBits(seed, i)));
+            }
+        });
     }
 
     /**

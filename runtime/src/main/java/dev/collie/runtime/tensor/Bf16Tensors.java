@@ -9,7 +9,6 @@ import java.util.stream.LongStream;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorMask;
 import jdk.incubator.vector.VectorOperators;
 import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
@@ -54,32 +53,19 @@ public final class Bf16Tensors {
      * the dropped fraction. The bits depend only on (seed, i), not on the vector width or threads.
      */
     public static void narrowStochastic(Tensor f32, Tensor bf16, long seed) {
-        int s = (int) (seed ^ (seed >>> 32));
-        long n = f32.numel();
-        IntVector iota = IntVector.zero(I).addIndex(1);
-        chunks(n, (from, to) -> {
-            long i = from;
-            for (; i + VL <= to; i += VL) {
-                IntVector bits = FloatVector.fromMemorySegment(F, f32.data, i * 4, BO).reinterpretAsInts();
-                VectorMask<Integer> special = bits.and(0x7F800000).eq(0x7F800000);
-                if (special.anyTrue()) {
-                    for (long k = i; k < i + VL; k++) {
-                        bf16.data.setAtIndex(BF16, k, Bf16.f32ToBf16Stochastic(f32.getFloat(k), randomBits(s, k)));
-                    }
-                    continue;
-                }
-                IntVector h = iota.add((int) i);
-                h = mix(h, s).and(0xFFFF);
-                IntVector rounded = bits.add(h).lanewise(VectorOperators.LSHR, 16);
-                // never round a finite value up into infinity
-                VectorMask<Integer> overflow = rounded.and(0x7F80).eq(0x7F80);
-                rounded = rounded.blend(bits.lanewise(VectorOperators.LSHR, 16), overflow);
-                ((ShortVector) rounded.convertShape(VectorOperators.I2S, H, 0)).intoMemorySegment(bf16.data, i * 2, BO);
-            }
-            for (; i < to; i++) {
+        int s = seedBits(seed);
+        chunks(f32.numel(), (from, to) -> {
+            // Scalar on purpose: narrowing int lanes to shorts (I2S) is not compiled to vector
+            // instructions with AVX2, and the Vector API's fallback allocated on every call.
+            for (long i = from; i < to; i++) {
                 bf16.data.setAtIndex(BF16, i, Bf16.f32ToBf16Stochastic(f32.getFloat(i), randomBits(s, i)));
             }
         });
+    }
+
+    /** The 32 bits of a 64-bit seed that {@link #randomBits} takes. */
+    public static int seedBits(long seed) {
+        return (int) (seed ^ (seed >>> 32));
     }
 
     /** The random bits of element {@code index} under {@code seed} (a 32-bit integer hash). */
@@ -90,15 +76,6 @@ public final class Bf16Tensors {
         h ^= h >>> 13;
         h *= 0xC2B2AE35;
         return h ^ (h >>> 16);
-    }
-
-    private static IntVector mix(IntVector index, int seed) {
-        IntVector h = index.mul(0x9E3779B9).add(seed);
-        h = h.lanewise(VectorOperators.XOR, h.lanewise(VectorOperators.LSHR, 16));
-        h = h.mul(0x85EBCA6B);
-        h = h.lanewise(VectorOperators.XOR, h.lanewise(VectorOperators.LSHR, 13));
-        h = h.mul(0xC2B2AE35);
-        return h.lanewise(VectorOperators.XOR, h.lanewise(VectorOperators.LSHR, 16));
     }
 
     private interface Range {

@@ -93,15 +93,22 @@ class ProgramEquivalenceTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"train", "train_clipped"})
-    void recomputedActivationsTrainBitForBit(String program) {
+    @org.junit.jupiter.params.provider.CsvSource({"train,FULL", "train_clipped,FULL", "train,SELECTIVE",
+            "train_clipped,SELECTIVE"})
+    void recomputedActivationsTrainBitForBit(String program, CompileOptions.Recompute mode) {
         ResolvedModel model = Compiler.resolve(Compiler.load(Path.of("..", "models", "llama.collie")), "tiny", null,
                 Map.of());
         Plan kept = Compiler.compile(model, true, null, CompileOptions.DEFAULT);
-        Plan recomputed = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withRecompute(true));
-        long attention = ops(kept, program).stream().filter(op -> op.equals("attention")).count();
-        long again = ops(recomputed, program).stream().filter(op -> op.equals("attention")).count();
-        assertTrue(again > attention, "the backward recomputes each layer's attention: " + attention + " vs " + again);
+        Plan recomputed = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withRecompute(mode));
+        String recomputedOp = mode == CompileOptions.Recompute.FULL ? "attention" : "rms_norm";
+        long before = ops(kept, program).stream().filter(op -> op.equals(recomputedOp)).count();
+        long after = ops(recomputed, program).stream().filter(op -> op.equals(recomputedOp)).count();
+        assertTrue(after > before, "the backward recomputes each layer's " + recomputedOp + ": " + before + " vs " + after);
+        if (mode == CompileOptions.Recompute.SELECTIVE) {
+            assertEquals(ops(kept, program).stream().filter(op -> op.equals("linear")).count(),
+                    ops(recomputed, program).stream().filter(op -> op.equals("linear")).count(),
+                    "selective checkpointing recomputes no matrix product");
+        }
 
         Step a = step(recomputed, program, 2, 11);
         Step r = step(kept, program, 2, 11);
