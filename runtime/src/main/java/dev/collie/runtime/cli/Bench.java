@@ -78,6 +78,9 @@ final class Bench implements Callable<Integer> {
                 Arrays.setAll(ids, i -> rng.nextLong(vocab));
                 rows.add(new Example(ids, ids, b + 1));
             }
+            // The GEMM peak first, in a JVM that has run nothing else: measured after the steps it
+            // came out at half the standalone rate on some runs, and MFU above 1.
+            double peak = gemmPeakFlops();
             if (profile) {
                 s.executor().enableProfile();
             }
@@ -96,7 +99,6 @@ final class Bench implements Callable<Integer> {
             double median = times[steps / 2];
             double tokensPerSecond = batch * (double) seq / median;
             double flops = ModelFlops.of(s.plan().program(ProgramKind.TRAIN), Map.of("B", (long) batch, "T", (long) seq));
-            double peak = gemmPeakFlops();
             ObjectNode json = new ObjectMapper().createObjectNode();
             json.put("model", s.plan().model());
             json.put("preset", preset);
@@ -147,7 +149,8 @@ final class Bench implements Callable<Integer> {
                 b.setAtIndex(Tensor.F32, i, (float) rng.nextDouble());
             }
             double best = Double.MAX_VALUE;
-            for (int r = 0; r < 4; r++) {
+            // Best of 10: the first few run before the JIT has compiled the kernel.
+            for (int r = 0; r < 10; r++) {
                 long start = System.nanoTime();
                 SimdGemm.matmulNT(a, b, c, n, n, n, false);
                 best = Math.min(best, (System.nanoTime() - start) / 1e9);

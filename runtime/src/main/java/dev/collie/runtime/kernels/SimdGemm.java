@@ -10,10 +10,6 @@ import java.util.List;
 import java.util.concurrent.ForkJoinPool;
 import java.util.concurrent.ForkJoinTask;
 import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -51,9 +47,6 @@ public final class SimdGemm {
     private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
     /** Floats per vector: 8 with AVX2, 16 with AVX-512. */
     private static final int VL = F.length();
-    /** VL shorts (bf16 values) and VL ints, for widening bf16 B panels. */
-    private static final VectorSpecies<Short> H = VectorSpecies.of(short.class, VectorShape.forBitSize(VL * 16));
-    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, VectorShape.forBitSize(VL * 32));
     private static final ValueLayout.OfFloat F32 = ValueLayout.JAVA_FLOAT_UNALIGNED;
     private static final ByteOrder BO = ByteOrder.nativeOrder();
     private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED;
@@ -487,7 +480,7 @@ public final class SimdGemm {
                     int j = 0;
                     if (nr == NR) {
                         for (; j < NR; j += VL) {
-                            widen(b, src + j).intoArray(bp, d + j);
+                            widenInto(b, src + j, bp, d + j);
                         }
                     }
                     for (; j < nr; j++) {
@@ -512,7 +505,7 @@ public final class SimdGemm {
                     int d = j * kc;
                     int k = 0;
                     for (; k + VL <= kc; k += VL) {
-                        widen(b, src + k).intoArray(tmp, d + k);
+                        widenInto(b, src + k, tmp, d + k);
                     }
                     for (; k < kc; k++) {
                         tmp[d + k] = Float.intBitsToFloat(b.getAtIndex(BF16, src + k) << 16);
@@ -532,12 +525,16 @@ public final class SimdGemm {
         }
     }
 
-    /** VL bf16 values from element {@code index} of {@code b}, widened to floats. */
-    private static FloatVector widen(MemorySegment b, long index) {
-        return ((IntVector) ShortVector.fromMemorySegment(H, b, index * 2, BO)
-                .convertShape(VectorOperators.S2I, I, 0))
-                .lanewise(VectorOperators.LSHL, 16)
-                .reinterpretAsFloats();
+    /**
+     * Writes VL bf16 values from element {@code index} of {@code b}, widened, to {@code dst[d..]}.
+     * Scalar on purpose: the shape-changing vector conversion (short lanes to int lanes) is not
+     * always compiled to vector instructions, and its fallback allocates; packing is a small part
+     * of a product, and this loop is simple enough for the JIT to vectorise on its own.
+     */
+    private static void widenInto(MemorySegment b, long index, float[] dst, int d) {
+        for (int j = 0; j < VL; j++) {
+            dst[d + j] = Float.intBitsToFloat(b.getAtIndex(BF16, index + j) << 16);
+        }
     }
 
     // ---------------------------------------------------------------------------------------

@@ -3,29 +3,17 @@ package dev.collie.runtime.tensor;
 import dev.collie.compiler.ir.DType;
 import dev.collie.runtime.checkpoint.Bf16;
 import java.lang.foreign.ValueLayout;
-import java.nio.ByteOrder;
 import java.util.SplittableRandom;
 import java.util.stream.LongStream;
-import jdk.incubator.vector.FloatVector;
-import jdk.incubator.vector.IntVector;
-import jdk.incubator.vector.ShortVector;
-import jdk.incubator.vector.VectorOperators;
-import jdk.incubator.vector.VectorShape;
-import jdk.incubator.vector.VectorSpecies;
 
 /**
- * Widening bf16 weights to fp32 for compute, and narrowing updated fp32 values back, on the Vector
- * API (a bf16 value is the top half of a float). Large tensors are split in fixed chunks that run in
- * parallel; no result depends on the split.
+ * Widening bf16 weights to fp32 for compute, and narrowing updated fp32 values back (a bf16 value
+ * is the top half of a float). Large tensors are split in fixed chunks that run in parallel; no
+ * result depends on the split.
  */
 public final class Bf16Tensors {
 
     private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED;
-    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
-    private static final int VL = F.length();
-    private static final VectorSpecies<Integer> I = VectorSpecies.of(int.class, VectorShape.forBitSize(VL * 32));
-    private static final VectorSpecies<Short> H = VectorSpecies.of(short.class, VectorShape.forBitSize(VL * 16));
-    private static final ByteOrder BO = ByteOrder.nativeOrder();
     private static final long CHUNK = 1 << 16;
 
     private Bf16Tensors() {}
@@ -35,12 +23,8 @@ public final class Bf16Tensors {
         Tensor out = Tensor.allocate(bf16.shape, DType.F32);
         long n = bf16.numel();
         chunks(n, (from, to) -> {
-            long i = from;
-            for (; i + VL <= to; i += VL) {
-                ((IntVector) ShortVector.fromMemorySegment(H, bf16.data, i * 2, BO).convertShape(VectorOperators.S2I, I, 0))
-                        .lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoMemorySegment(out.data, i * 4, BO);
-            }
-            for (; i < to; i++) {
+            // Scalar on purpose (see SimdGemm.widenInto): the JIT vectorises this loop itself.
+            for (long i = from; i < to; i++) {
                 out.data.setAtIndex(Tensor.F32, i, Bf16.bf16ToF32(bf16.data.getAtIndex(BF16, i)));
             }
         });

@@ -3,7 +3,10 @@ package dev.collie.runtime.bench;
 import dev.collie.runtime.kernels.CpuKernels;
 import dev.collie.runtime.kernels.FlashAttention;
 import dev.collie.runtime.kernels.FusedKernels;
+import dev.collie.runtime.kernels.FusedNorms;
 import dev.collie.runtime.kernels.FusedRope;
+import dev.collie.runtime.kernels.SimdGemm;
+import dev.collie.runtime.kernels.VectorOps;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
@@ -24,7 +27,9 @@ import org.openjdk.jmh.annotations.Warmup;
 
 /**
  * JMH microbenchmarks of the CPU kernels at the shapes of the 15m LLaMA preset (B=8, T=256, C=288,
- * 6 heads of 48, hidden 768, vocabulary 32000): each fast kernel beside its scalar reference.
+ * 6 heads of 48, hidden 768, vocabulary 32000): each fast kernel beside its scalar reference (or,
+ * for bf16 weights, beside the float kernel). Pick some with a regular expression, e.g.
+ * {@code org.openjdk.jmh.Main 'KernelsJmh.swiglu.*'}.
  *
  * <pre>
  * ./mvnw -q -pl runtime -am test-compile -DskipTests
@@ -77,6 +82,7 @@ public class KernelsJmh {
         for (int i = 0; i < 512; i++) {
             targets.setAtIndex(ValueLayout.JAVA_LONG, i, rng.nextInt(V));
         }
+        setUpFused();
     }
 
     @TearDown(Level.Trial)
@@ -122,5 +128,94 @@ public class KernelsJmh {
     @Benchmark
     public double headCrossEntropy512Tokens() {
         return FusedKernels.linearCrossEntropy(h, wHead, targets, dh, dwHead, 512, C, V, -100);
+    }
+
+    // ---- kernels of the fusion passes, each beside its scalar reference --------------------------
+
+    private MemorySegment gate, up, act, dGate, dUp, normW, normOut, dNormW, wBf16, wF32, pBf16, grad;
+
+    private void setUpFused() {
+        SplittableRandom rng = new SplittableRandom(2);
+        gate = random((long) B * T * HIDDEN, rng);
+        up = random((long) B * T * HIDDEN, rng);
+        act = random((long) B * T * HIDDEN, rng);
+        dGate = random((long) B * T * HIDDEN, rng);
+        dUp = random((long) B * T * HIDDEN, rng);
+        normW = random(C, rng);
+        normOut = random((long) B * T * C, rng);
+        dNormW = random(C, rng);
+        wF32 = random((long) HIDDEN * C, rng);
+        wBf16 = arena.allocate((long) HIDDEN * C * 2, 64);
+        pBf16 = arena.allocate((long) V * C * 2, 64);
+        for (long i = 0; i < (long) HIDDEN * C; i++) {
+            wBf16.setAtIndex(ValueLayout.JAVA_SHORT, i, (short) (Float.floatToRawIntBits(wF32.getAtIndex(
+                    ValueLayout.JAVA_FLOAT, i)) >>> 16));
+        }
+        grad = random((long) V * C, rng);
+    }
+
+    @Benchmark
+    public void swigluForwardScalar() {
+        CpuKernels.swigluForward(gate, up, act, (long) B * T * HIDDEN);
+    }
+
+    @Benchmark
+    public void swigluForwardFused() {
+        VectorOps.swigluForward(gate, up, act, (long) B * T * HIDDEN);
+    }
+
+    @Benchmark
+    public void swigluBackwardScalar() {
+        CpuKernels.swigluBackward(gate, up, act, dGate, dUp, (long) B * T * HIDDEN);
+    }
+
+    @Benchmark
+    public void swigluBackwardFused() {
+        VectorOps.swigluBackward(gate, up, act, dGate, dUp, (long) B * T * HIDDEN);
+    }
+
+    @Benchmark
+    public void rmsNormForwardScalar() {
+        CpuKernels.rmsNormForward(x, normW, normOut, B * T, C, 1e-5f);
+    }
+
+    @Benchmark
+    public void rmsNormForwardVector() {
+        FusedNorms.rmsNormForward(x, normW, normOut, B * T, C, 1e-5f);
+    }
+
+    @Benchmark
+    public void rmsNormBackwardScalar() {
+        CpuKernels.rmsNormBackward(x, normW, normOut, dq, dNormW, B * T, C, 1e-5f, false);
+    }
+
+    @Benchmark
+    public void rmsNormBackwardVector() {
+        FusedNorms.rmsNormBackward(x, normW, normOut, dq, dNormW, B * T, C, 1e-5f);
+    }
+
+    @Benchmark
+    public void ropeSplitHeadsFused() {
+        FusedRope.rope(x, true, rot, false, B, H, T, D, 10000.0, false, null);
+    }
+
+    @Benchmark
+    public void linearFloatWeights() {
+        SimdGemm.matmulNT(x, wF32, y, B * T, HIDDEN, C, false);
+    }
+
+    @Benchmark
+    public void linearBf16Weights() {
+        SimdGemm.matmulNTBf16(x, wBf16, y, B * T, HIDDEN, C, false);
+    }
+
+    @Benchmark
+    public void lomoUpdateFloatHead() {
+        dev.collie.runtime.optim.OptimizerKernels.lomoUpdate(dwHead, grad, (long) V * C, 1e-7f, 1f, 0f);
+    }
+
+    @Benchmark
+    public void lomoUpdateBf16HeadStochastic() {
+        dev.collie.runtime.optim.OptimizerKernels.lomoUpdateBf16(pBf16, grad, (long) V * C, 1e-7f, 1f, 0f, 7);
     }
 }
