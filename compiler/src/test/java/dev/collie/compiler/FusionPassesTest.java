@@ -61,4 +61,17 @@ class FusionPassesTest {
         new FuseRotaryHeads().run(g, ProgramKind.TRAIN);
         assertEquals(before, histogram(g));
     }
+
+    @Test
+    void denseResidualTakesBothResidualAddsOfEachLayer() {
+        Graph g = forward("models/llama.collie", "tiny");
+        Map<String, Long> before = histogram(g);
+        new dev.collie.compiler.passes.FuseDenseResidual().run(g, ProgramKind.TRAIN);
+        GraphVerifier.verify(g, "FuseDenseResidual");
+        Map<String, Long> after = histogram(g);
+        long layers = 2;
+        assertEquals(2 * layers, after.get("linear_residual"), "attention output and MLP down projection");
+        assertEquals(before.get("linear") - 2 * layers, after.get("linear"));
+        assertEquals(before.get("add") - 2 * layers, after.getOrDefault("add", 0L));
+    }
 }

@@ -66,6 +66,11 @@ public final class GradRules {
         RULES.put("linear", (e, n, d) -> of(
                 e.op("matmul", Map.of(), d.get(0), n.inputs.get(1)),
                 e.op("matmul_tn", Map.of(), d.get(0), n.inputs.get(0))));
+        // y = r + x W^T: dx = dy W, dW = dy^T x, dr = dy
+        RULES.put("linear_residual", (e, n, d) -> of(
+                e.op("matmul", Map.of(), d.get(0), n.inputs.get(1)),
+                e.op("matmul_tn", Map.of(), d.get(0), n.inputs.get(0)),
+                d.get(0)));
         // y = x W: dx = dy W^T, dW = x^T dy
         RULES.put("matmul", (e, n, d) -> of(
                 e.op("linear", Map.of(), d.get(0), n.inputs.get(1)),

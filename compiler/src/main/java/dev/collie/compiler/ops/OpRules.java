@@ -70,6 +70,16 @@ public final class OpRules {
             }
             return one(x.shape.withLast(w.shape.dim(0)), DType.F32);
         });
+        // Fused by FuseDenseResidual: x [.., K], w [N, K], r [.., N] -> r + x w^T
+        def("linear_residual", 3, (in, a) -> {
+            Value x = floats(in.get(0), "x");
+            Value w = rank(in.get(1), 2, "weight");
+            if (!x.shape.last().equals(w.shape.dim(1)) || !in.get(2).shape.equals(x.shape.withLast(w.shape.dim(0)))) {
+                throw new ShapeError("linear_residual: x " + x.shape + ", weight " + w.shape + " and residual "
+                        + in.get(2).shape + " do not fit");
+            }
+            return one(in.get(2).shape, DType.F32);
+        });
         // x [.., K], w [K, N] -> [.., N]
         def("matmul", 2, (in, a) -> {
             Value x = floats(in.get(0), "a");

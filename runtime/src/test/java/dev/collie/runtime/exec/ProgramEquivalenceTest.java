@@ -26,7 +26,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class ProgramEquivalenceTest {
 
-    static final Set<String> FUSIONS = Set.of("FuseRotaryHeads", "FuseSwiGlu");
+    static final Set<String> FUSIONS = Set.of("FuseRotaryHeads", "FuseSwiGlu", "FuseDenseResidual");
 
     record Step(double loss, Map<Integer, float[]> grads, float[][] weights) {}
 
@@ -76,7 +76,7 @@ class ProgramEquivalenceTest {
         Plan unfused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(FUSIONS));
         // The passes did fire (or this test would compare a program with itself).
         assertTrue(ops(fused, program).containsAll(List.of("swiglu", "swiglu_grad", "split_heads_rope",
-                "merge_heads_rope")), ops(fused, program).toString());
+                "merge_heads_rope", "linear_residual")), ops(fused, program).toString());
         assertFalse(ops(fused, program).contains("silu") || ops(fused, program).contains("rope"));
         assertTrue(ops(unfused, program).containsAll(List.of("silu", "silu_grad", "rope", "split_heads")));
 

@@ -29,7 +29,7 @@ public final class CpuBackend implements Backend {
     @Override
     public boolean readsBf16(Node n, int index) {
         return index == 1 && switch (n.op) {
-            case "linear", "matmul", "linear_cross_entropy", "embedding" -> true;
+            case "linear", "linear_residual", "matmul", "linear_cross_entropy", "embedding" -> true;
             default -> false;
         };
     }
@@ -61,6 +61,18 @@ public final class CpuBackend implements Backend {
                     SimdGemm.matmulNTBf16(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
                 } else {
                     SimdGemm.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+                }
+            }
+            case "linear_residual" -> {
+                // the residual is the GEMM's starting value: out = r, then out += x w^T, instead of a
+                // product followed by a separate pass adding r
+                int k = (int) last(in[0]);
+                int nOut = (int) in[1].shape[0];
+                MemorySegment.copy(in[2].data, 0, out[0].data, 0, out[0].data.byteSize());
+                if (in[1].dtype == dev.collie.compiler.ir.DType.BF16) {
+                    SimdGemm.matmulNTBf16(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, true);
+                } else {
+                    SimdGemm.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, true);
                 }
             }
             case "matmul" -> {
