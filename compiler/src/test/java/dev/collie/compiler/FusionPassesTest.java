@@ -60,6 +60,23 @@ class FusionPassesTest {
         new FuseSwiGlu().run(g, ProgramKind.TRAIN);
         new FuseRotaryHeads().run(g, ProgramKind.TRAIN);
         assertEquals(before, histogram(g));
+        Graph llama = forward("models/llama.collie", "tiny");
+        Map<String, Long> llamaBefore = histogram(llama);
+        new dev.collie.compiler.passes.FuseDenseBias().run(llama, ProgramKind.TRAIN);
+        assertEquals(llamaBefore, histogram(llama), "LLaMA has no biases");
+    }
+
+    @Test
+    void denseBiasTakesEachBiasedProjectionOfGpt2() {
+        Graph g = forward("samples/gpt2.collie", "tiny");
+        Map<String, Long> before = histogram(g);
+        new dev.collie.compiler.passes.FuseDenseBias().run(g, ProgramKind.TRAIN);
+        GraphVerifier.verify(g, "FuseDenseBias");
+        Map<String, Long> after = histogram(g);
+        long fused = after.getOrDefault("linear_bias", 0L);
+        assertEquals(4 * 2L, fused, "four biased projections per layer, two layers");
+        assertEquals(before.get("linear") - fused, after.getOrDefault("linear", 0L));
+        assertEquals(before.get("add") - fused, after.getOrDefault("add", 0L));
     }
 
     @Test

@@ -124,7 +124,7 @@ class InPlaceScheduleTest {
 
     @Test
     void passesRunInTheOneDeclaredOrder() {
-        assertEquals(List.of("FuseHeadCrossEntropy", "FuseRotaryHeads", "FuseSwiGlu", "FuseDenseResidual", "DifferentiateGraph", "InsertNormClipping", "RecomputeActivations", "InsertKvCache", "ScheduleInPlaceUpdates",
+        assertEquals(List.of("FuseHeadCrossEntropy", "FuseRotaryHeads", "FuseSwiGlu", "FuseDenseBias", "FuseDenseResidual", "DifferentiateGraph", "InsertNormClipping", "RecomputeActivations", "InsertKvCache", "ScheduleInPlaceUpdates",
                 "EliminateDeadCode"),
                 PassPipeline.PASSES.stream().map(p -> p.name()).toList());
         assertTrue(new InsertNormClipping().appliesTo(ProgramKind.TRAIN_CLIPPED));

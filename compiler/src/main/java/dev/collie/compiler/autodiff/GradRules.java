@@ -71,6 +71,11 @@ public final class GradRules {
                 e.op("matmul", Map.of(), d.get(0), n.inputs.get(1)),
                 e.op("matmul_tn", Map.of(), d.get(0), n.inputs.get(0)),
                 d.get(0)));
+        // y = x W^T + b: dx = dy W, dW = dy^T x, db = dy summed over the tokens
+        RULES.put("linear_bias", (e, n, d) -> of(
+                e.op("matmul", Map.of(), d.get(0), n.inputs.get(1)),
+                e.op("matmul_tn", Map.of(), d.get(0), n.inputs.get(0)),
+                e.reduceTo(d.get(0), n.inputs.get(2))));
         // y = x W: dx = dy W^T, dW = x^T dy
         RULES.put("matmul", (e, n, d) -> of(
                 e.op("linear", Map.of(), d.get(0), n.inputs.get(1)),

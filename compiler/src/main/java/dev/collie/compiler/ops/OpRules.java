@@ -80,6 +80,17 @@ public final class OpRules {
             }
             return one(in.get(2).shape, DType.F32);
         });
+        // Fused by FuseDenseBias: x [.., K], w [N, K], b [N] -> x w^T + b
+        def("linear_bias", 3, (in, a) -> {
+            Value x = floats(in.get(0), "x");
+            Value w = rank(in.get(1), 2, "weight");
+            Value b = rank(in.get(2), 1, "bias");
+            if (!x.shape.last().equals(w.shape.dim(1)) || !b.shape.dim(0).equals(w.shape.dim(0))) {
+                throw new ShapeError("linear_bias: x " + x.shape + ", weight " + w.shape + " and bias " + b.shape
+                        + " do not fit");
+            }
+            return one(x.shape.withLast(w.shape.dim(0)), DType.F32);
+        });
         // x [.., K], w [K, N] -> [.., N]
         def("matmul", 2, (in, a) -> {
             Value x = floats(in.get(0), "a");

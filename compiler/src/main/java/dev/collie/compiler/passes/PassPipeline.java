@@ -12,6 +12,7 @@ public final class PassPipeline {
             new FuseHeadCrossEntropy(),
             new FuseRotaryHeads(),
             new FuseSwiGlu(),
+            new FuseDenseBias(),
             new FuseDenseResidual(),
             new DifferentiateGraph(),
             new InsertNormClipping(),

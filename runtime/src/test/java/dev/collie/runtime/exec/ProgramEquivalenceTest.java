@@ -26,7 +26,7 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class ProgramEquivalenceTest {
 
-    static final Set<String> FUSIONS = Set.of("FuseRotaryHeads", "FuseSwiGlu", "FuseDenseResidual");
+    static final Set<String> FUSIONS = Set.of("FuseRotaryHeads", "FuseSwiGlu", "FuseDenseResidual", "FuseDenseBias");
 
     record Step(double loss, Map<Integer, float[]> grads, float[][] weights) {}
 
@@ -65,6 +65,26 @@ class ProgramEquivalenceTest {
 
     static List<String> ops(Plan plan, String program) {
         return plan.program(ProgramKind.valueOf(program.toUpperCase())).nodes.stream().map(n -> n.op).toList();
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"train", "train_clipped"})
+    void fusedAndUnfusedGpt2TrainAlike(String program) {
+        ResolvedModel model = Compiler.resolve(Compiler.load(Path.of("..", "samples", "gpt2.collie")), "tiny", null,
+                Map.of());
+        Plan fused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(Set.of()));
+        Plan unfused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(FUSIONS));
+        assertTrue(ops(fused, program).contains("linear_bias"), ops(fused, program).toString());
+        assertFalse(ops(unfused, program).contains("linear_bias"));
+        Step a = step(fused, program, 2, 9);
+        Step r = step(unfused, program, 2, 9);
+        assertEquals(r.loss, a.loss, 1e-5 * Math.abs(r.loss), "loss");
+        for (int index : r.grads.keySet()) {
+            close(r.grads.get(index), a.grads.get(index), "gradient of " + fused.params().get(index).name());
+        }
+        for (int i = 0; i < r.weights.length; i++) {
+            close(r.weights[i], a.weights[i], "updated " + fused.params().get(i).name());
+        }
     }
 
     @ParameterizedTest

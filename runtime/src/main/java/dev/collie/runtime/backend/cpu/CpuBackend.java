@@ -29,7 +29,7 @@ public final class CpuBackend implements Backend {
     @Override
     public boolean readsBf16(Node n, int index) {
         return index == 1 && switch (n.op) {
-            case "linear", "linear_residual", "matmul", "linear_cross_entropy", "embedding" -> true;
+            case "linear", "linear_residual", "linear_bias", "matmul", "linear_cross_entropy", "embedding" -> true;
             default -> false;
         };
     }
@@ -61,6 +61,21 @@ public final class CpuBackend implements Backend {
                     SimdGemm.matmulNTBf16(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
                 } else {
                     SimdGemm.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
+                }
+            }
+            case "linear_bias" -> {
+                // the bias is the GEMM's starting value: every row of out = b, then out += x w^T
+                int k = (int) last(in[0]);
+                int nOut = (int) in[1].shape[0];
+                Tensor bias = in[2]; // float: the executor widens a bf16 bias (only index 1 is read in bf16)
+                long rowBytes = (long) nOut * 4;
+                for (long r = 0, rows = rows(in[0]); r < rows; r++) {
+                    MemorySegment.copy(bias.data, 0, out[0].data, r * rowBytes, rowBytes);
+                }
+                if (in[1].dtype == dev.collie.compiler.ir.DType.BF16) {
+                    SimdGemm.matmulNTBf16(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, true);
+                } else {
+                    SimdGemm.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, true);
                 }
             }
             case "linear_residual" -> {
