@@ -81,13 +81,14 @@ final class Bench implements Callable<Integer> {
             // The GEMM peak first, in a JVM that has run nothing else: measured after the steps it
             // came out at half the standalone rate on some runs, and MFU above 1.
             double peak = gemmPeakFlops();
-            if (profile) {
-                s.executor().enableProfile();
-            }
             double[] times = new double[steps];
             double loss = Double.NaN;
             try (Batch data = Batch.ofExamples(rows, 0)) {
                 for (int i = 0; i < warmup + steps; i++) {
+                    if (profile && i == warmup) {
+                        // only the timed steps: in the warm-up the kernels still run interpreted
+                        s.executor().enableProfile();
+                    }
                     long start = System.nanoTime();
                     loss = s.trainStep(data, lr, null).loss();
                     if (i >= warmup) {
