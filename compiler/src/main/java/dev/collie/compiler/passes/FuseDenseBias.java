@@ -38,18 +38,12 @@ public final class FuseDenseBias implements Pass {
                 Value product = add.inputs.get(side);
                 Value bias = add.inputs.get(1 - side);
                 Node dense = product.producer();
-                if (!dense.op.equals("linear") || users.getOrDefault(product, List.of()).size() != 1
-                        || g.outputs.containsValue(product) || bias.shape.rank() != 1
+                if (!dense.op.equals("linear") || !Fusions.readOnce(g, users, product) || bias.shape.rank() != 1
                         || !bias.shape.dim(0).equals(product.shape.last())) {
                     continue;
                 }
-                Node fused = g.create("linear_bias", List.of(dense.inputs.get(0), dense.inputs.get(1), bias), Map.of(),
-                        add.role, add.origin);
-                fused.scope = add.scope;
-                g.insertAt(g.nodes.indexOf(add), fused);
-                g.replaceAllUses(add.out(), fused.out());
-                g.nodes.remove(add);
-                g.nodes.remove(dense);
+                Fusions.replacePair(g, add, dense, "linear_bias", List.of(dense.inputs.get(0), dense.inputs.get(1), bias),
+                        Map.of());
                 break;
             }
         }

@@ -37,17 +37,11 @@ public final class FuseDenseResidual implements Pass {
             for (int side = 0; side < 2; side++) {
                 Value product = add.inputs.get(side);
                 Node dense = product.producer();
-                if (!dense.op.equals("linear") || users.getOrDefault(product, List.of()).size() != 1
-                        || g.outputs.containsValue(product)) {
+                if (!dense.op.equals("linear") || !Fusions.readOnce(g, users, product)) {
                     continue;
                 }
-                Node fused = g.create("linear_residual", List.of(dense.inputs.get(0), dense.inputs.get(1),
-                        add.inputs.get(1 - side)), Map.of(), add.role, add.origin);
-                fused.scope = add.scope;
-                g.insertAt(g.nodes.indexOf(add), fused);
-                g.replaceAllUses(add.out(), fused.out());
-                g.nodes.remove(add);
-                g.nodes.remove(dense);
+                Fusions.replacePair(g, add, dense, "linear_residual", List.of(dense.inputs.get(0), dense.inputs.get(1),
+                        add.inputs.get(1 - side)), Map.of());
                 break;
             }
         }

@@ -41,17 +41,11 @@ public final class FuseHeadCrossEntropy implements Pass {
             }
             Value logits = ce.inputs.get(0);
             Node head = logits.producer();
-            boolean onlyReader = users.getOrDefault(logits, List.of()).size() == 1 && !g.outputs.containsValue(logits);
-            if (!head.op.equals("linear") || !onlyReader) {
+            if (!head.op.equals("linear") || !Fusions.readOnce(g, users, logits)) {
                 continue;
             }
-            Node fused = g.create("linear_cross_entropy", List.of(head.inputs.get(0), head.inputs.get(1),
-                    ce.inputs.get(1)), ce.attrs, ce.role, ce.origin);
-            fused.scope = ce.scope;
-            g.insertAt(g.nodes.indexOf(ce), fused);
-            g.replaceAllUses(ce.out(), fused.outputs.getFirst());
-            g.nodes.remove(ce);
-            g.nodes.remove(head);
+            Fusions.replacePair(g, ce, head, "linear_cross_entropy", List.of(head.inputs.get(0), head.inputs.get(1),
+                    ce.inputs.get(1)), ce.attrs);
         }
     }
 }

@@ -38,20 +38,14 @@ public final class FuseRotaryHeads implements Pass {
             }
             Value heads = rope.inputs.get(0);
             Node split = heads.producer();
-            if (!split.op.equals("split_heads") || users.getOrDefault(heads, List.of()).size() != 1
-                    || g.outputs.containsValue(heads)) {
+            if (!split.op.equals("split_heads") || !Fusions.readOnce(g, users, heads)) {
                 continue;
             }
             Map<String, Object> attrs = new LinkedHashMap<>(rope.attrs);
             attrs.put("heads", split.attrs.get("heads"));
             List<Value> inputs = rope.inputs.size() > 1 ? List.of(split.inputs.get(0), rope.inputs.get(1))
                     : List.of(split.inputs.get(0));
-            Node fused = g.create("split_heads_rope", inputs, attrs, rope.role, rope.origin);
-            fused.scope = rope.scope;
-            g.insertAt(g.nodes.indexOf(rope), fused);
-            g.replaceAllUses(rope.out(), fused.out());
-            g.nodes.remove(rope);
-            g.nodes.remove(split);
+            Fusions.replacePair(g, rope, split, "split_heads_rope", inputs, attrs);
         }
     }
 }

@@ -37,17 +37,11 @@ public final class FuseSwiGlu implements Pass {
             for (int side = 0; side < 2; side++) {
                 Value gate = mul.inputs.get(side);
                 Node silu = gate.producer();
-                if (!silu.op.equals("silu") || users.getOrDefault(gate, List.of()).size() != 1
-                        || g.outputs.containsValue(gate)) {
+                if (!silu.op.equals("silu") || !Fusions.readOnce(g, users, gate)) {
                     continue;
                 }
-                Node fused = g.create("swiglu", List.of(silu.inputs.get(0), mul.inputs.get(1 - side)), Map.of(),
-                        mul.role, mul.origin);
-                fused.scope = mul.scope;
-                g.insertAt(g.nodes.indexOf(mul), fused);
-                g.replaceAllUses(mul.out(), fused.out());
-                g.nodes.remove(mul);
-                g.nodes.remove(silu);
+                Fusions.replacePair(g, mul, silu, "swiglu", List.of(silu.inputs.get(0), mul.inputs.get(1 - side)),
+                        Map.of());
                 break;
             }
         }

@@ -98,7 +98,7 @@ public final class VectorOps {
             long vend = from + ((to - from) / S.length()) * S.length();
             for (; i < vend; i += S.length()) {
                 FloatVector v = FloatVector.fromMemorySegment(S, x, i * 4, ORDER);
-                FloatVector sig = ONE.div(VectorMath.exp(v.neg()).add(1f));
+                FloatVector sig = sigmoid(v);
                 v.mul(sig).intoMemorySegment(out, i * 4, ORDER);
             }
             for (; i < to; i++) {
@@ -116,7 +116,7 @@ public final class VectorOps {
             for (; i < vend; i += S.length()) {
                 FloatVector v = FloatVector.fromMemorySegment(S, x, i * 4, ORDER);
                 FloatVector g = FloatVector.fromMemorySegment(S, dy, i * 4, ORDER);
-                FloatVector s = ONE.div(VectorMath.exp(v.neg()).add(1f));
+                FloatVector s = sigmoid(v);
                 FloatVector d = s.mul(v.mul(s.neg().add(1f)).add(1f));
                 g.mul(d).intoMemorySegment(dx, i * 4, ORDER);
             }
@@ -139,7 +139,7 @@ public final class VectorOps {
             for (; i < vend; i += S.length()) {
                 FloatVector x = FloatVector.fromMemorySegment(S, a, i * 4, ORDER);
                 FloatVector y = FloatVector.fromMemorySegment(S, b, i * 4, ORDER);
-                FloatVector sig = ONE.div(VectorMath.exp(x.neg()).add(1f));
+                FloatVector sig = sigmoid(x);
                 x.mul(sig).mul(y).intoMemorySegment(out, i * 4, ORDER);
             }
             for (; i < to; i++) {
@@ -163,7 +163,7 @@ public final class VectorOps {
                 FloatVector x = FloatVector.fromMemorySegment(S, a, i * 4, ORDER);
                 FloatVector y = FloatVector.fromMemorySegment(S, b, i * 4, ORDER);
                 FloatVector g = FloatVector.fromMemorySegment(S, dy, i * 4, ORDER);
-                FloatVector s = ONE.div(VectorMath.exp(x.neg()).add(1f));
+                FloatVector s = sigmoid(x);
                 FloatVector silu = x.mul(s);
                 g.mul(silu).intoMemorySegment(db, i * 4, ORDER);
                 FloatVector d = s.mul(x.mul(s.neg().add(1f)).add(1f));
@@ -177,6 +177,11 @@ public final class VectorOps {
                 da.setAtIndex(CpuKernels.F32, i, (float) (g * b.getAtIndex(CpuKernels.F32, i) * s * (1 + x * (1 - s))));
             }
         });
+    }
+
+    /** 1 / (1 + e^-x), with the deterministic vector exp. */
+    private static FloatVector sigmoid(FloatVector x) {
+        return ONE.div(VectorMath.exp(x.neg()).add(1f));
     }
 
     private interface Range {

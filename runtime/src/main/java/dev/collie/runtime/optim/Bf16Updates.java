@@ -3,7 +3,6 @@ package dev.collie.runtime.optim;
 import dev.collie.compiler.ir.DType;
 import dev.collie.runtime.tensor.Bf16Tensors;
 import dev.collie.runtime.tensor.Tensor;
-import java.util.SplittableRandom;
 
 /**
  * Updates of bf16-stored weights: widen to fp32, apply the optimizer's fp32 update, and narrow back

@@ -3,7 +3,6 @@ package dev.collie.runtime.tensor;
 import dev.collie.compiler.ir.DType;
 import dev.collie.runtime.checkpoint.Bf16;
 import java.lang.foreign.ValueLayout;
-import java.util.SplittableRandom;
 import java.util.stream.LongStream;
 
 /**
@@ -76,18 +75,6 @@ public final class Bf16Tensors {
     public static void narrowNearest(Tensor f32, Tensor bf16) {
         for (long i = 0, n = f32.numel(); i < n; i++) {
             bf16.data.setAtIndex(BF16, i, Bf16.f32ToBf16RoundNearestEven(f32.getFloat(i)));
-        }
-    }
-
-    /** Writes fp32 values into a bf16 tensor with stochastic rounding driven by {@code rng} (scalar). */
-    public static void narrowStochastic(Tensor f32, Tensor bf16, SplittableRandom rng) {
-        long n = f32.numel();
-        long i = 0;
-        while (i < n) {
-            long bits = rng.nextLong();
-            for (int k = 0; k < 4 && i < n; k++, i++) {
-                bf16.data.setAtIndex(BF16, i, Bf16.f32ToBf16Stochastic(f32.getFloat(i), (int) (bits >>> (16 * k))));
-            }
         }
     }
 }

@@ -1,5 +1,6 @@
 package dev.collie.runtime.backend.cpu;
 
+import dev.collie.compiler.ir.DType;
 import dev.collie.compiler.ir.Node;
 import dev.collie.runtime.exec.Backend;
 import dev.collie.runtime.kernels.CpuKernels;
@@ -41,7 +42,7 @@ public final class CpuBackend implements Backend {
             case "zeros" -> out[0].data.fill((byte) 0);
             case "embedding" -> {
                 Tensor table = in[1];
-                if (table.dtype == dev.collie.compiler.ir.DType.BF16) {
+                if (table.dtype == DType.BF16) {
                     CpuKernels.embeddingForwardBf16(in[0].data, table.data, out[0].data, (int) in[0].numel(),
                             (int) table.shape[1], (int) table.shape[0]);
                 } else {
@@ -54,46 +55,26 @@ public final class CpuBackend implements Backend {
                 CpuKernels.embeddingBackward(in[0].data, in[1].data, out[0].data, (int) in[0].numel(),
                         (int) out[0].shape[1]);
             }
-            case "linear" -> {
-                int k = (int) last(in[0]);
-                int nOut = (int) in[1].shape[0];
-                if (in[1].dtype == dev.collie.compiler.ir.DType.BF16) {
-                    SimdGemm.matmulNTBf16(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
-                } else {
-                    SimdGemm.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
-                }
-            }
+            case "linear" -> linear(in[0], in[1], out[0], false);
             case "linear_bias" -> {
                 // the bias is the GEMM's starting value: every row of out = b, then out += x w^T
-                int k = (int) last(in[0]);
-                int nOut = (int) in[1].shape[0];
-                Tensor bias = in[2]; // float: the executor widens a bf16 bias (only index 1 is read in bf16)
-                long rowBytes = (long) nOut * 4;
+                // (b is float: the executor widens a bf16 bias; only input 1 is read in bf16)
+                long rowBytes = in[2].data.byteSize();
                 for (long r = 0, rows = rows(in[0]); r < rows; r++) {
-                    MemorySegment.copy(bias.data, 0, out[0].data, r * rowBytes, rowBytes);
+                    MemorySegment.copy(in[2].data, 0, out[0].data, r * rowBytes, rowBytes);
                 }
-                if (in[1].dtype == dev.collie.compiler.ir.DType.BF16) {
-                    SimdGemm.matmulNTBf16(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, true);
-                } else {
-                    SimdGemm.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, true);
-                }
+                linear(in[0], in[1], out[0], true);
             }
             case "linear_residual" -> {
                 // the residual is the GEMM's starting value: out = r, then out += x w^T, instead of a
                 // product followed by a separate pass adding r
-                int k = (int) last(in[0]);
-                int nOut = (int) in[1].shape[0];
                 MemorySegment.copy(in[2].data, 0, out[0].data, 0, out[0].data.byteSize());
-                if (in[1].dtype == dev.collie.compiler.ir.DType.BF16) {
-                    SimdGemm.matmulNTBf16(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, true);
-                } else {
-                    SimdGemm.matmulNT(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, true);
-                }
+                linear(in[0], in[1], out[0], true);
             }
             case "matmul" -> {
                 int k = (int) last(in[0]);
                 int nOut = (int) in[1].shape[1];
-                if (in[1].dtype == dev.collie.compiler.ir.DType.BF16) {
+                if (in[1].dtype == DType.BF16) {
                     SimdGemm.matmulNNBf16(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
                 } else {
                     SimdGemm.matmulNN(in[0].data, in[1].data, out[0].data, rows(in[0]), nOut, k, false);
@@ -185,7 +166,7 @@ public final class CpuBackend implements Backend {
                 Tensor h = in[0];
                 int c = (int) last(h);
                 int vocab = (int) in[1].shape[0];
-                boolean bf16 = in[1].dtype == dev.collie.compiler.ir.DType.BF16;
+                boolean bf16 = in[1].dtype == DType.BF16;
                 double loss;
                 if (workspace != null) {
                     loss = FusedKernels.linearCrossEntropy(h.data, in[1].data, bf16, in[2].data, out[1].data,
@@ -242,6 +223,17 @@ public final class CpuBackend implements Backend {
                 out[1].data.set(Tensor.F32, 0, (float) norm);
             }
             default -> throw new IllegalStateException("the CPU backend has no kernel for op '" + n.op + "'");
+        }
+    }
+
+    /** {@code out (+)= x w^T} for a weight w [N, K] stored in float or bf16. */
+    private static void linear(Tensor x, Tensor w, Tensor out, boolean accumulate) {
+        int k = (int) last(x);
+        int nOut = (int) w.shape[0];
+        if (w.dtype == DType.BF16) {
+            SimdGemm.matmulNTBf16(x.data, w.data, out.data, rows(x), nOut, k, accumulate);
+        } else {
+            SimdGemm.matmulNT(x.data, w.data, out.data, rows(x), nOut, k, accumulate);
         }
     }
 

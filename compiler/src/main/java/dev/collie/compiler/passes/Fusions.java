@@ -1,0 +1,34 @@
+package dev.collie.compiler.passes;
+
+import dev.collie.compiler.ir.Graph;
+import dev.collie.compiler.ir.Node;
+import dev.collie.compiler.ir.Value;
+import java.util.List;
+import java.util.Map;
+
+/** What every Fuse pass does once it has found its pattern: a producer folded into its one reader. */
+final class Fusions {
+
+    private Fusions() {}
+
+    /** Whether {@code v} is read by exactly one node and is not a program output, so its producer may go. */
+    static boolean readOnce(Graph g, Map<Value, List<Node>> users, Value v) {
+        return users.getOrDefault(v, List.of()).size() == 1 && !g.outputs.containsValue(v);
+    }
+
+    /**
+     * Replaces {@code consumer} and {@code producer} by one new node {@code op(inputs)} at the
+     * consumer's place, with the consumer's role, origin and scope; the consumer's first result's
+     * readers read the new node's first result.
+     */
+    static Node replacePair(Graph g, Node consumer, Node producer, String op, List<Value> inputs,
+                            Map<String, Object> attrs) {
+        Node fused = g.create(op, inputs, attrs, consumer.role, consumer.origin);
+        fused.scope = consumer.scope;
+        g.insertAt(g.nodes.indexOf(consumer), fused);
+        g.replaceAllUses(consumer.out(), fused.out());
+        g.nodes.remove(consumer);
+        g.nodes.remove(producer);
+        return fused;
+    }
+}
