@@ -31,7 +31,7 @@ public final class ModelFlops {
                 // q k^T and p v: 2 * (2 * T * T * D) per head, halved by the causal mask
                 case "attention", "cached_attention" -> attention(n, bindings);
                 // logits, dh and dW: three products of [N, C] with [V, C]
-                case "linear_cross_entropy" -> 3 * 2.0 * numel(n.inputs.get(0), bindings)
+                case "linear_cross_entropy", "linear_cross_entropy_update" -> 3 * 2.0 * numel(n.inputs.get(0), bindings)
                         * n.inputs.get(1).shape.dim(0).evaluate(bindings);
                 // the backward has twice the forward's products (dq, dk from ds; dv and dp)
                 case "attention_grad" -> 2 * attention(n, bindings);

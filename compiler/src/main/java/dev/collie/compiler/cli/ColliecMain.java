@@ -88,7 +88,9 @@ public final class ColliecMain implements Runnable {
             }
             String mode = checkpointing != null ? checkpointing : fromModel.toString();
             try {
-                return new CompileOptions(off, CompileOptions.Recompute.parse(mode));
+                // AdaLomo needs each whole gradient's statistics, so nothing may update by blocks of rows.
+                boolean elementwise = !"adalomo".equals(m.train().getOrDefault("optimizer", "lomo").toString());
+                return new CompileOptions(off, CompileOptions.Recompute.parse(mode), elementwise);
             } catch (IllegalArgumentException e) {
                 throw new CliSupport.UsageError(e.getMessage());
             }

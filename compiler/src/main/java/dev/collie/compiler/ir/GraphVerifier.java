@@ -51,8 +51,8 @@ public final class GraphVerifier {
                 }
                 defined.add(v);
             }
-            if (n.op.equals("param_update")) {
-                Value p = n.inputs.getFirst();
+            if (n.updatesParameter()) {
+                Value p = n.updatedParameter();
                 if (!p.producer().op.equals("param")) {
                     fail(after, n, "updates " + p.ref() + ", which is not a parameter");
                 }

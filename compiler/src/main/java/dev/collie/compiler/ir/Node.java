@@ -53,7 +53,17 @@ public final class Node {
 
     /** Ops that change state instead of (only) producing values; never removed as dead code. */
     public boolean hasSideEffects() {
-        return op.equals("param_update") || op.equals("cached_attention");
+        return updatesParameter() || op.equals("cached_attention");
+    }
+
+    /** Ops that write a parameter in place: the update, and the head with its update fused in. */
+    public boolean updatesParameter() {
+        return op.equals("param_update") || op.equals("linear_cross_entropy_update");
+    }
+
+    /** The parameter an updating op writes (see {@link #updatesParameter()}). */
+    public Value updatedParameter() {
+        return op.equals("param_update") ? inputs.getFirst() : inputs.get(1);
     }
 
     @Override

@@ -270,6 +270,22 @@ public final class OpRules {
             }
             return List.of(new Type(Shape.SCALAR, DType.F32), new Type(h.shape, DType.F32), new Type(w.shape, DType.F32));
         });
+        // The head with W's in-place update fused in (FuseHeadUpdate): h [.., C], W [V, C] (a parameter,
+        // updated in place), targets [..], lr [] -> (mean loss, dloss/dh [.., C]); no [V, C] gradient.
+        def("linear_cross_entropy_update", 4, (in, a) -> {
+            Value h = floats(in.get(0), "h");
+            Value w = rank(in.get(1), 2, "weight");
+            Value t = ints(in.get(2), "targets");
+            if (!h.shape.last().equals(w.shape.dim(1)) || !t.shape.equals(h.shape.leading())) {
+                throw new ShapeError("linear_cross_entropy_update: h " + h.shape + ", weight " + w.shape
+                        + " and targets " + t.shape + " do not fit");
+            }
+            if (!in.get(3).shape.equals(Shape.SCALAR)) {
+                throw new ShapeError("linear_cross_entropy_update: the learning rate must be a scalar, got "
+                        + in.get(3).shape);
+            }
+            return List.of(new Type(Shape.SCALAR, DType.F32), new Type(h.shape, DType.F32));
+        });
         def("shift_left", 1, (in, a) -> one(ints(in.get(0), "labels").shape, DType.I64));
         def("positions", 1, (in, a) -> one(Shape.of(ints(in.get(0), "ids").shape.last()), DType.I64));
         for (String op : UNARY) {
@@ -312,8 +328,33 @@ public final class OpRules {
                 long rows = n.inputs.get(0).shape.leading().numel(bindings);
                 yield headChunkRows(rows, vocab) * vocab * Float.BYTES;
             }
+            case "linear_cross_entropy_update" -> {
+                long vocab = n.inputs.get(1).shape.dim(0).evaluate(bindings);
+                long width = n.inputs.get(1).shape.dim(1).evaluate(bindings);
+                long rows = n.inputs.get(0).shape.leading().numel(bindings);
+                yield headUpdateWorkspaceFloats(rows, vocab, width) * Float.BYTES;
+            }
             default -> 0;
         };
+    }
+
+    /** Rows of W's gradient the fused head update computes and applies at a time (a tile of [V, C]). */
+    public static final long HEAD_UPDATE_TILE_ROWS = 256;
+
+    /**
+     * Whether the fused head update holds every token's logits at once ({@code rows * vocab} within
+     * {@link #HEAD_CHUNK_FLOATS}): then it computes W's gradient a tile of rows at a time and applies
+     * each tile at once, and no [V, C] gradient exists. Otherwise it walks the tokens in chunks, which
+     * needs the whole gradient summed over the chunks before W may change.
+     */
+    public static boolean headUpdatesByTile(long rows, long vocab) {
+        return rows * vocab <= HEAD_CHUNK_FLOATS;
+    }
+
+    /** Scratch floats of {@code linear_cross_entropy_update}: the logits, then a gradient tile or the whole gradient. */
+    public static long headUpdateWorkspaceFloats(long rows, long vocab, long width) {
+        long logits = headChunkRows(rows, vocab) * vocab;
+        return logits + (headUpdatesByTile(rows, vocab) ? Math.min(vocab, HEAD_UPDATE_TILE_ROWS) : vocab) * width;
     }
 
     /** Token rows per chunk of the fused head. */

@@ -11,8 +11,16 @@ import java.util.Set;
  *                       each block's input and recomputes the rest of the block just before its backward;
  *                       SELECTIVE also keeps the outputs of the matrix products and attention and recomputes
  *                       only the cheap ops (norms, activations, rotations, layout)
+ * @param elementwiseUpdates the optimizer updates every weight element from its own gradient element alone
+ *                       (LOMO, the default), so a parameter may be updated a block of rows at a time and its
+ *                       whole gradient need never exist (FuseHeadUpdate); false for optimizers that need
+ *                       statistics of the whole gradient first (AdaLomo)
  */
-public record CompileOptions(Set<String> disabledPasses, Recompute recompute) {
+public record CompileOptions(Set<String> disabledPasses, Recompute recompute, boolean elementwiseUpdates) {
+
+    public CompileOptions(Set<String> disabledPasses, Recompute recompute) {
+        this(disabledPasses, recompute, true);
+    }
 
     /** What activation checkpointing recomputes. */
     public enum Recompute {
@@ -49,11 +57,15 @@ public record CompileOptions(Set<String> disabledPasses, Recompute recompute) {
     }
 
     public CompileOptions withRecompute(Recompute mode) {
-        return new CompileOptions(disabledPasses, mode);
+        return new CompileOptions(disabledPasses, mode, elementwiseUpdates);
     }
 
     public CompileOptions withDisabled(Set<String> passes) {
-        return new CompileOptions(passes, recompute);
+        return new CompileOptions(passes, recompute, elementwiseUpdates);
+    }
+
+    public CompileOptions withElementwiseUpdates(boolean elementwise) {
+        return new CompileOptions(disabledPasses, recompute, elementwise);
     }
 
     private static Set<String> disabledFromProperty() {

@@ -16,6 +16,7 @@ public final class PassPipeline {
             new FuseDenseResidual(),
             new DifferentiateGraph(),
             new InsertNormClipping(),
+            new FuseHeadUpdate(),
             new RecomputeActivations(),
             new InsertKvCache(),
             new ScheduleInPlaceUpdates(),

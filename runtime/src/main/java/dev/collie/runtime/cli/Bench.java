@@ -66,7 +66,8 @@ final class Bench implements Callable<Integer> {
         }
         try (Session s = Session.open(Session.ModelSpec.of(model, preset, Map.of()), null, 0,
                 dtype.equals("bf16") ? dev.collie.compiler.ir.DType.BF16 : dev.collie.compiler.ir.DType.F32,
-                dev.collie.compiler.passes.CompileOptions.DEFAULT.withRecompute(CollieMain.recomputeMode(checkpointing)))) {
+                dev.collie.compiler.passes.CompileOptions.DEFAULT.withRecompute(CollieMain.recomputeMode(checkpointing))
+                        .withElementwiseUpdates(dev.collie.runtime.optim.Optimizers.elementwise(optimizer)))) {
             if (optimizer.equals("adalomo")) {
                 s.executor().setOptimizer(new dev.collie.runtime.optim.AdaLomo(s.params(), 0));
             }

@@ -77,13 +77,20 @@ public final class CollieMain implements Runnable {
 
         Session open(Path model, Path weights, dev.collie.compiler.ir.DType storage,
                      dev.collie.compiler.passes.CompileOptions.Recompute recompute) {
+            return open(model, weights, storage, recompute, true);
+        }
+
+        /** @param elementwiseUpdates whether the run's optimizer updates elementwise (see CompileOptions) */
+        Session open(Path model, Path weights, dev.collie.compiler.ir.DType storage,
+                     dev.collie.compiler.passes.CompileOptions.Recompute recompute, boolean elementwiseUpdates) {
             if (weights != null && !Files.isDirectory(weights)) {
                 throw new CliSupport.UsageError("checkpoint " + weights + ": "
                         + (Files.exists(weights) ? "not a directory" : "no such directory"));
             }
             return Session.open(Session.ModelSpec.of(model, preset, CliSupport.sets(sets)), weights,
                     seed == null ? 0 : seed, storage,
-                    dev.collie.compiler.passes.CompileOptions.DEFAULT.withRecompute(recompute));
+                    dev.collie.compiler.passes.CompileOptions.DEFAULT.withRecompute(recompute)
+                            .withElementwiseUpdates(elementwiseUpdates));
         }
     }
 
@@ -255,12 +262,14 @@ public final class CollieMain implements Runnable {
             TrainSettings settings = TrainSettings.resolve(opened.plan().train(), runConfig, flags());
             boolean bf16 = settings.string("dtype").equals("bf16");
             var recompute = recomputeMode(settings.string("activation_checkpointing"));
+            boolean elementwise = Optimizers.elementwise(settings.string("optimizer"));
             if ((bf16 && opened.params().storage() != dev.collie.compiler.ir.DType.BF16)
-                    || recompute != recomputeMode(checkpointing)) {
-                // The model file or run config asked for bf16 weights or checkpointing: open it that way.
+                    || recompute != recomputeMode(checkpointing) || !elementwise) {
+                // The model file or run config asked for bf16 weights, checkpointing or an optimizer that
+                // needs whole gradients: open it that way.
                 opened.close();
                 opened = modelOptions.open(model, weights, bf16 ? dev.collie.compiler.ir.DType.BF16
-                        : dev.collie.compiler.ir.DType.F32, recompute);
+                        : dev.collie.compiler.ir.DType.F32, recompute, elementwise);
             }
             try (Session session = opened) {
                 requireFile(Path.of(settings.string("data").isEmpty() ? "." : settings.string("data")), "--data");

@@ -112,7 +112,8 @@ public final class Executor implements AutoCloseable {
                         for (int k = 0; k < in.length; k++) {
                             in[k] = values.get(n.inputs.get(k));
                             // bf16 weights are widened for this op alone (the update gets the storage itself)
-                            if (in[k].dtype == DType.BF16 && !(n.op.equals("param_update") && k == 0)
+                            if (in[k].dtype == DType.BF16
+                                    && !(n.updatesParameter() && n.inputs.get(k) == n.updatedParameter())
                                     && !backend.readsBf16(n, k)) {
                                 widened = widened == null ? new Tensor[in.length] : widened;
                                 widened[k] = Bf16Tensors.widen(in[k]);
@@ -142,6 +143,8 @@ public final class Executor implements AutoCloseable {
                             if (clip != 0) {
                                 optimizer.update(index, in[0], in[1], in[2].item(), clip);
                             }
+                        } else if (n.updatesParameter()) {
+                            executeUpdating(n, in, out, workspace);
                         } else {
                             backend.execute(n, in, out, workspace);
                         }
@@ -171,6 +174,36 @@ public final class Executor implements AutoCloseable {
                     e.getValue().free();
                 }
             }
+        }
+    }
+
+    /**
+     * Runs an op with a parameter's update fused in (linear_cross_entropy_update, whose last input is the
+     * learning rate). An elementwise optimizer updates each block of rows as the kernel completes it; any
+     * other optimizer, or a gradient listener, needs the whole gradient, which is then gathered first (the
+     * compiler does not fuse for such optimizers, so this only happens with a plan compiled for LOMO).
+     */
+    private void executeUpdating(Node n, Tensor[] in, Tensor[] out, MemorySegment workspace) {
+        Value p = n.updatedParameter();
+        int index = (int) p.producer().longAttr("index");
+        Tensor param = in[n.inputs.indexOf(p)];
+        double lr = in[in.length - 1].item();
+        if (optimizer.elementwise() && gradientListener == null) {
+            backend.executeUpdating(n, in, out, workspace,
+                    (firstRow, rows, grad) -> optimizer.updateRows(index, param, firstRow, rows, grad, lr));
+            return;
+        }
+        Tensor whole = Tensor.allocate(param.shape, DType.F32);
+        try {
+            long rowBytes = whole.data.byteSize() / param.shape[0];
+            backend.executeUpdating(n, in, out, workspace, (firstRow, rows, grad) ->
+                    MemorySegment.copy(grad, 0, whole.data, firstRow * rowBytes, rows * rowBytes));
+            if (gradientListener != null) {
+                gradientListener.accept(whole, index);
+            }
+            optimizer.update(index, param, whole, lr, 1.0);
+        } finally {
+            whole.free();
         }
     }
 

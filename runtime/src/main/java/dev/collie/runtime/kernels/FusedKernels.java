@@ -95,6 +95,81 @@ public final class FusedKernels {
         return total / count;
     }
 
+    /** Receives rows of the head weight's gradient as they complete; the weight may change right after. */
+    @FunctionalInterface
+    public interface HeadGradientRows {
+        /** @param grad rows {@code [firstRow, firstRow + rows)} of dW, {@code [rows, C]} floats */
+        void accept(long firstRow, int rows, MemorySegment grad);
+    }
+
+    /**
+     * The head of {@link #linearCrossEntropy(MemorySegment, MemorySegment, boolean, MemorySegment, MemorySegment,
+     * MemorySegment, int, int, int, long, MemorySegment)} with W's update fused in: the same loss and dh, and W's
+     * gradient handed to {@code update} instead of written to a [V, C] output.
+     *
+     * <p>When every row's logits fit the workspace ({@link OpRules#headUpdatesByTile}) the logits are computed
+     * once for all N rows, dh = dlogits W is taken while W is intact, and then dW is computed a tile of
+     * vocabulary rows at a time, {@code dW[tile] = dlogits[:, tile]^T h} (a TN product with the logits' row
+     * stride), each tile handed over and its memory reused for the next: no [V, C] gradient exists. Otherwise
+     * the tokens go in chunks as in linearCrossEntropy, dW is summed in the workspace and handed over whole.
+     * Either way the gradient's bits are those of linearCrossEntropy's dW: each element is the same FMA chain
+     * over the same tokens.
+     *
+     * @param workspace {@link OpRules#headUpdateWorkspaceFloats} floats
+     */
+    public static double linearCrossEntropyUpdate(MemorySegment h, MemorySegment w, boolean wBf16,
+                                                  MemorySegment targets, MemorySegment dh, int N, int C, int V,
+                                                  long ignoreIndex, MemorySegment workspace, HeadGradientRows update) {
+        long need = OpRules.headUpdateWorkspaceFloats(N, V, C) * 4;
+        if (workspace.byteSize() < need) {
+            throw new IllegalArgumentException("workspace of " + workspace.byteSize() + " bytes, the fused head update needs "
+                    + need);
+        }
+        long logitsBytes = OpRules.headChunkRows(N, V) * V * 4;
+        MemorySegment logits = workspace.asSlice(0, logitsBytes);
+        if (!OpRules.headUpdatesByTile(N, V)) {
+            MemorySegment dw = workspace.asSlice(logitsBytes, (long) V * C * 4);
+            double loss = linearCrossEntropy(h, w, wBf16, targets, dh, dw, N, C, V, ignoreIndex, logits);
+            update.accept(0, V, dw);
+            return loss;
+        }
+        int count = CpuKernels.countTargets(targets, N, ignoreIndex);
+        double loss = 0;
+        if (count == 0) {
+            // No counted token: loss 0, dh 0, and a zero gradient (weight decay still applies).
+            dh.asSlice(0, (long) N * C * 4).fill((byte) 0);
+            logits.asSlice(0, (long) N * V * 4).fill((byte) 0);
+        } else {
+            // logits[N, V] = h W^T, then dlogits in place, then dh[N, C] = dlogits W with W intact
+            if (wBf16) {
+                SimdGemm.matmulNTBf16(h, w, logits, N, V, C, false);
+            } else {
+                SimdGemm.matmulNT(h, w, logits, N, V, C, false);
+            }
+            loss = softmaxCrossEntropyRows(logits, targets, N, V, ignoreIndex, 1.0 / count) / count;
+            if (wBf16) {
+                SimdGemm.matmulNNBf16(logits, w, dh, N, C, V, false);
+            } else {
+                SimdGemm.matmulNN(logits, w, dh, N, C, V, false);
+            }
+        }
+        // Tiles of even height (at most HEAD_UPDATE_TILE_ROWS, at least half of it when V is larger): a
+        // sliver of fewer rows than the GEMM's micro-tile would take its unpacked path, whose sums differ
+        // in the last bits from the whole-gradient product.
+        int tiles = (int) ((V + OpRules.HEAD_UPDATE_TILE_ROWS - 1) / OpRules.HEAD_UPDATE_TILE_ROWS);
+        MemorySegment tile = workspace.asSlice(logitsBytes, Math.min(V, OpRules.HEAD_UPDATE_TILE_ROWS) * C * 4L);
+        for (int t = 0; t < tiles; t++) {
+            int v0 = (int) ((long) V * t / tiles);
+            int vt = (int) ((long) V * (t + 1) / tiles) - v0;
+            MemorySegment g = tile.asSlice(0, (long) vt * C * 4);
+            // Accumulated into zeros, as linearCrossEntropy's dW is (0 + -0 gives +0: the same bits).
+            g.fill((byte) 0);
+            SimdGemm.matmulTN(logits.asSlice((long) v0 * 4), V, h, g, N, vt, C, true);
+            update.accept(v0, vt, g);
+        }
+        return loss;
+    }
+
     /**
      * For each row of logits [n, V]: adds logsumexp - logit[target] to the returned sum and replaces
      * the row by its gradient (softmax - onehot) * scale; ignored rows become zeros and add nothing.

@@ -186,6 +186,21 @@ public final class SimdGemm {
     }
 
     /**
+     * {@code out[M,N] (+)= A^T · b[R,N]} where A is the [R,M] block of a matrix whose rows are
+     * {@code lda} floats long ({@code A(k,i) = a[k*lda + i]}, {@code lda >= M}): columns of a wider
+     * matrix, such as a vocabulary tile of the head's logits. Element for element the same arithmetic
+     * as {@link #matmulTN} on the block copied out.
+     */
+    public static void matmulTN(MemorySegment a, int lda, MemorySegment b, MemorySegment out,
+                                int R, int M, int N, boolean accumulate) {
+        if (lda < M) {
+            throw new IllegalArgumentException("row stride " + lda + " is shorter than the block's " + M + " columns");
+        }
+        check(a, R == 0 ? 0 : (long) (R - 1) * lda + M, b, (long) R * N, out, M, N, R, 1);
+        gemm(a, 1, lda, b, N, 1, out, M, N, R, accumulate, defaultThreads());
+    }
+
+    /**
      * {@code out[M,N] (+)= a[M,K] · b[N,K]^T} with {@code b} in bfloat16 (a model's weights stored
      * in bf16): the values are widened to float as B is packed, so the product costs what the float
      * one does and no float copy of the weight is ever made.

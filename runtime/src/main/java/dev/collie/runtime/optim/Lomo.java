@@ -1,6 +1,7 @@
 package dev.collie.runtime.optim;
 
 import dev.collie.runtime.tensor.Tensor;
+import java.lang.foreign.MemorySegment;
 import java.util.Map;
 
 /**
@@ -25,11 +26,37 @@ public final class Lomo implements Optimizer {
         step++;
     }
 
+    /** Every element moves by its own gradient alone. */
+    @Override
+    public boolean elementwise() {
+        return true;
+    }
+
+    @Override
+    public void updateRows(int index, Tensor param, long firstRow, int rows, MemorySegment grad, double lr) {
+        long width = param.numel() / param.shape[0];
+        long first = firstRow * width;
+        long count = rows * width;
+        long bytes = param.dtype.bytes;
+        Tensor slice = Tensor.view(param.data.asSlice(first * bytes, count * bytes), new long[] {rows, width},
+                param.dtype);
+        Tensor g = Tensor.view(grad.asSlice(0, count * Float.BYTES), new long[] {rows, width},
+                dev.collie.compiler.ir.DType.F32);
+        update(index, slice, g, lr, 1.0, first);
+    }
+
     @Override
     public void update(int index, Tensor param, Tensor grad, double lr, double clipScale) {
+        update(index, param, grad, lr, clipScale, 0);
+    }
+
+    /** {@link #update} of the elements from {@code firstElement} on of a parameter, {@code param} being those. */
+    private void update(int index, Tensor param, Tensor grad, double lr, double clipScale, long firstElement) {
         if (param.dtype == dev.collie.compiler.ir.DType.BF16 && Bf16Updates.stochastic) {
-            // One pass over the bf16 weight, with the seed Bf16Updates would give it.
-            int seed = dev.collie.runtime.tensor.Bf16Tensors.seedBits(Bf16Updates.seed(0, step, index));
+            // One pass over the bf16 weight, with the seed Bf16Updates would give it; a block of the
+            // weight draws the random bits its elements draw in a whole-weight update.
+            int seed = dev.collie.runtime.tensor.Bf16Tensors.seedAt(
+                    dev.collie.runtime.tensor.Bf16Tensors.seedBits(Bf16Updates.seed(0, step, index)), firstElement);
             if (weightDecay == 0) {
                 OptimizerKernels.lomoUpdateBf16(param.data, grad.data, param.numel(), (float) (lr * clipScale), 1f, 0f,
                         seed);

@@ -24,6 +24,25 @@ public interface Optimizer {
      */
     void update(int index, Tensor param, Tensor grad, double lr, double clipScale);
 
+    /**
+     * Whether {@link #update} treats every element on its own, from its own gradient element (LOMO):
+     * then a parameter may be updated a block of rows at a time ({@link #updateRows}), and the compiler
+     * may fuse an update into the op that computes the gradient, so the whole gradient never exists.
+     */
+    default boolean elementwise() {
+        return false;
+    }
+
+    /**
+     * Updates rows {@code [firstRow, firstRow + rows)} of parameter {@code index} (a matrix) from their
+     * gradient, without clipping; only for {@link #elementwise()} optimizers. Gives the bits that
+     * {@link #update} over the whole parameter gives those rows.
+     */
+    default void updateRows(int index, Tensor param, long firstRow, int rows, java.lang.foreign.MemorySegment grad,
+                            double lr) {
+        throw new UnsupportedOperationException(name() + " updates whole parameters only");
+    }
+
     /** Optimizer state to save with a checkpoint (name to tensor); empty for stateless optimizers. */
     Map<String, Tensor> state();
 

@@ -8,6 +8,14 @@ public final class Optimizers {
 
     private Optimizers() {}
 
+    /**
+     * Whether the optimizer of that name updates elementwise ({@link Optimizer#elementwise()}), known
+     * before the model is compiled, which depends on it (CompileOptions.elementwiseUpdates).
+     */
+    public static boolean elementwise(String name) {
+        return !name.equals("adalomo");
+    }
+
     public static Optimizer create(TrainSettings settings, ParameterStore params) {
         double wd = settings.real("weight_decay");
         return switch (settings.string("optimizer")) {

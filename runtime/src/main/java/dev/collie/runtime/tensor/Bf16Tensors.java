@@ -51,6 +51,15 @@ public final class Bf16Tensors {
         return (int) (seed ^ (seed >>> 32));
     }
 
+    /**
+     * The seed under which element {@code i} of a block starting at element {@code offset} draws the bits
+     * that element {@code offset + i} draws under {@code seed}: {@code randomBits(seedAt(seed, offset), i)
+     * == randomBits(seed, offset + i)}, since the hash mixes {@code (int) index * 0x9E3779B9 + seed}.
+     */
+    public static int seedAt(int seed, long offset) {
+        return seed + (int) offset * 0x9E3779B9;
+    }
+
     /** The random bits of element {@code index} under {@code seed} (a 32-bit integer hash). */
     public static int randomBits(int seed, long index) {
         int h = (int) index * 0x9E3779B9 + seed;

@@ -31,11 +31,24 @@ class ProgramEquivalenceTest {
     record Step(double loss, Map<Integer, float[]> grads, float[][] weights) {}
 
     static Step step(Plan plan, String program, long b, long t) {
-        try (ParameterStore params = new ParameterStore(plan.params());
+        return step(plan, program, b, t, dev.collie.compiler.ir.DType.F32, 0, true);
+    }
+
+    /**
+     * One training step from the same initial weights and batch. With {@code listen} every gradient is
+     * recorded, which makes fused updates gather whole gradients; without, they update by blocks of rows.
+     */
+    static Step step(Plan plan, String program, long b, long t, dev.collie.compiler.ir.DType storage,
+                     double weightDecay, boolean listen) {
+        try (ParameterStore params = new ParameterStore(plan.params(), storage);
              Executor ex = new Executor(plan, params, new dev.collie.runtime.backend.cpu.CpuBackend())) {
             params.initialize(7);
+            ex.setOptimizer(new dev.collie.runtime.optim.Lomo(weightDecay));
+            ex.optimizer().beginStep();
             Map<Integer, float[]> grads = new HashMap<>();
-            ex.setGradientListener((g, index) -> grads.put(index, g.toFloatArray()));
+            if (listen) {
+                ex.setGradientListener((g, index) -> grads.put(index, g.toFloatArray()));
+            }
             Random rnd = new Random(3);
             long[] tokens = new long[(int) (b * t)];
             long[] positions = new long[tokens.length];
@@ -141,6 +154,40 @@ class ProgramEquivalenceTest {
         for (int i = 0; i < r.weights.length; i++) {
             org.junit.jupiter.api.Assertions.assertArrayEquals(r.weights[i], a.weights[i],
                     "updated " + kept.params().get(i).name());
+        }
+    }
+
+    /**
+     * FuseHeadUpdate: the head that applies its weight's update a tile of vocabulary rows at a time gives
+     * the bits of the separate update of the whole gradient, for float and bf16 weights (whose stochastic
+     * rounding must draw each element's own random bits) and with weight decay. The vocabulary of 600 makes
+     * three tiles of uneven height; 2 x 13 tokens fit one chunk, 2 x 64 x 600 > 8M floats would not.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"F32,0", "F32,0.1", "BF16,0", "BF16,0.1"})
+    void fusedHeadUpdateGivesTheSeparateUpdatesWeights(dev.collie.compiler.ir.DType storage, double weightDecay) {
+        ResolvedModel model = Compiler.resolve(Compiler.load(Path.of("..", "models", "llama.collie")), "tiny", null,
+                Map.of("vocab", "600"));
+        Plan fused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(Set.of()));
+        Plan separate = Compiler.compile(model, true, null,
+                CompileOptions.DEFAULT.withDisabled(Set.of("FuseHeadUpdate")));
+        assertTrue(ops(fused, "train").contains("linear_cross_entropy_update"));
+        assertFalse(ops(separate, "train").contains("linear_cross_entropy_update"));
+        Step a = step(fused, "train", 2, 13, storage, weightDecay, false);
+        Step r = step(separate, "train", 2, 13, storage, weightDecay, false);
+        assertEquals(r.loss, a.loss, "loss");
+        for (int i = 0; i < r.weights.length; i++) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(r.weights[i], a.weights[i],
+                    "updated " + fused.params().get(i).name());
+        }
+        int head = 0;
+        while (!fused.params().get(head).name().contains("lm_head")) {
+            head++;
+        }
+        try (ParameterStore initial = new ParameterStore(fused.params(), storage)) {
+            initial.initialize(7);
+            assertFalse(java.util.Arrays.equals(initial.tensor(head).toFloatArray(), a.weights[head]),
+                    "the head weight moved");
         }
     }
 

@@ -57,4 +57,70 @@ class FusedKernelsTest {
         assertEquals(0, eh, 1e-5, "dh");
         assertEquals(0, ew, 1e-5, "dw");
     }
+
+    /**
+     * The head with its update fused in hands over, tile by tile, exactly linearCrossEntropy's dW (each
+     * tile once, in order, covering every row) with its loss and dh, for vocabularies below, at and
+     * across tile sizes, sometimes with every target ignored.
+     */
+    @Property(tries = 25)
+    void fusedUpdateHandsOverLinearCrossEntropysGradientByTiles(@ForAll @IntRange(min = 1, max = 40) int n,
+                                                                @ForAll @IntRange(min = 1, max = 33) int c,
+                                                                @ForAll @IntRange(min = 2, max = 1400) int v,
+                                                                @ForAll boolean bf16) {
+        checkFusedUpdate(n, c, v, bf16, new Random(n * 131L + c * 17L + v));
+    }
+
+    /** Too many tokens for one chunk of logits: dW is summed over the chunks and handed over whole. */
+    @org.junit.jupiter.api.Test
+    void fusedUpdateOfMoreTokensThanOneChunkHandsOverTheWholeGradient() {
+        int v = 4096;
+        int n = (int) (dev.collie.compiler.ops.OpRules.HEAD_CHUNK_FLOATS / v) + 37;
+        assertEquals(false, dev.collie.compiler.ops.OpRules.headUpdatesByTile(n, v));
+        checkFusedUpdate(n, 5, v, false, new Random(5));
+    }
+
+    private static void checkFusedUpdate(int n, int c, int v, boolean bf16, Random rnd) {
+        float[] h = uniform(rnd, n * c, -1, 1);
+        float[] w = uniform(rnd, v * c, -1, 1);
+        MemorySegment wSeg = segment(w);
+        if (bf16) {
+            // weights that are exactly bf16 values, stored as bf16 for the fused kernel
+            MemorySegment packed = java.lang.foreign.Arena.ofAuto().allocate((long) v * c * 2, 64);
+            for (int i = 0; i < w.length; i++) {
+                short bits = (short) (Float.floatToRawIntBits(w[i]) >>> 16);
+                packed.setAtIndex(java.lang.foreign.ValueLayout.JAVA_SHORT_UNALIGNED, i, bits);
+                w[i] = Float.intBitsToFloat(bits << 16);
+            }
+            wSeg = packed;
+        }
+        boolean none = rnd.nextInt(6) == 0;
+        long[] t = new long[n];
+        for (int i = 0; i < n; i++) {
+            t[i] = none || rnd.nextInt(4) == 0 ? -100 : rnd.nextInt(v);
+        }
+        MemorySegment dhRef = zeros(n * c);
+        MemorySegment dwRef = zeros(v * c);
+        double lossRef = FusedKernels.linearCrossEntropy(segment(h), wSeg, bf16, ids(t), dhRef, dwRef, n, c, v, -100,
+                zeros((int) (dev.collie.compiler.ops.OpRules.headChunkRows(n, v) * v)));
+
+        MemorySegment dh = zeros(n * c);
+        MemorySegment workspace = zeros((int) dev.collie.compiler.ops.OpRules.headUpdateWorkspaceFloats(n, v, c));
+        float[] gathered = new float[v * c];
+        java.util.Arrays.fill(gathered, Float.NaN);
+        long[] next = {0};
+        double loss = FusedKernels.linearCrossEntropyUpdate(segment(h), wSeg, bf16, ids(t), dh, n, c, v, -100,
+                workspace, (first, rows, grad) -> {
+                    assertEquals(next[0], first, "tiles arrive in order, each once");
+                    assertEquals(true, rows >= Math.min(v, 6), "no sliver tile of " + rows + " rows");
+                    for (int i = 0; i < rows * c; i++) {
+                        gathered[(int) first * c + i] = grad.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i);
+                    }
+                    next[0] = first + rows;
+                });
+        assertEquals(v, next[0], "every row handed over");
+        assertEquals(lossRef, loss, "loss");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(floats(dhRef, n * c), floats(dh, n * c), "dh");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(floats(dwRef, v * c), gathered, "dW");
+    }
 }

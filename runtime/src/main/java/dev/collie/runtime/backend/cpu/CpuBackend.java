@@ -2,7 +2,9 @@ package dev.collie.runtime.backend.cpu;
 
 import dev.collie.compiler.ir.DType;
 import dev.collie.compiler.ir.Node;
+import dev.collie.compiler.ops.OpRules;
 import dev.collie.runtime.exec.Backend;
+import dev.collie.runtime.exec.GradientRows;
 import dev.collie.runtime.kernels.CpuKernels;
 import dev.collie.runtime.kernels.FlashAttention;
 import dev.collie.runtime.kernels.FusedNorms;
@@ -30,9 +32,34 @@ public final class CpuBackend implements Backend {
     @Override
     public boolean readsBf16(Node n, int index) {
         return index == 1 && switch (n.op) {
-            case "linear", "linear_residual", "linear_bias", "matmul", "linear_cross_entropy", "embedding" -> true;
+            case "linear", "linear_residual", "linear_bias", "matmul", "linear_cross_entropy",
+                 "linear_cross_entropy_update", "embedding" -> true;
             default -> false;
         };
+    }
+
+    /** The head with its weight's update fused in: loss and dh out, W's gradient to {@code gradient} by tiles. */
+    @Override
+    public void executeUpdating(Node n, Tensor[] in, Tensor[] out, MemorySegment workspace, GradientRows gradient) {
+        if (!n.op.equals("linear_cross_entropy_update")) {
+            Backend.super.executeUpdating(n, in, out, workspace, gradient);
+            return;
+        }
+        Tensor h = in[0];
+        int c = (int) last(h);
+        int vocab = (int) in[1].shape[0];
+        long rows = rows(h);
+        if (workspace == null) {
+            // Not planned by the memory planner (a caller without one): scratch of its own.
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+                MemorySegment scratch = arena.allocate(OpRules.headUpdateWorkspaceFloats(rows, vocab, c) * 4, 64);
+                executeUpdating(n, in, out, scratch, gradient);
+            }
+            return;
+        }
+        double loss = FusedKernels.linearCrossEntropyUpdate(h.data, in[1].data, in[1].dtype == DType.BF16, in[2].data,
+                out[1].data, (int) rows, c, vocab, n.longAttr("ignore_index"), workspace, gradient::accept);
+        out[0].data.set(Tensor.F32, 0, (float) loss);
     }
 
     @Override
