@@ -91,4 +91,23 @@ class FusionPassesTest {
         assertEquals(before.get("linear") - 2 * layers, after.get("linear"));
         assertEquals(before.get("add") - 2 * layers, after.getOrDefault("add", 0L));
     }
+
+    @Test
+    void denseActivationTakesGpt2sMlpUpProjection() {
+        Graph g = forward("samples/gpt2.collie", "tiny");
+        new dev.collie.compiler.passes.FuseDenseBias().run(g, ProgramKind.TRAIN);
+        Map<String, Long> before = histogram(g);
+        new dev.collie.compiler.passes.FuseDenseActivation().run(g, ProgramKind.TRAIN);
+        GraphVerifier.verify(g, "FuseDenseActivation");
+        Map<String, Long> after = histogram(g);
+        long layers = 2;
+        assertEquals(layers, before.get("gelu_tanh"));
+        assertEquals(null, after.get("gelu_tanh"));
+        assertEquals(layers, after.get("linear_gelu"), "c_fc (with its bias) and GELU, per layer");
+        assertEquals(before.get("linear_bias") - layers, after.get("linear_bias"));
+        Graph llama = forward("models/llama.collie", "tiny");
+        Map<String, Long> llamaBefore = histogram(llama);
+        new dev.collie.compiler.passes.FuseDenseActivation().run(llama, ProgramKind.TRAIN);
+        assertEquals(llamaBefore, histogram(llama), "LLaMA's activation is SwiGLU, not GELU");
+    }
 }

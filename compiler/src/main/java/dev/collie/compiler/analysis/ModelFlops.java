@@ -24,7 +24,7 @@ public final class ModelFlops {
                 continue;
             }
             flops += switch (n.op) {
-                case "linear", "linear_residual", "linear_bias" -> 2.0 * numel(n.out(), bindings) * dim(n.inputs.get(0), -1, bindings);
+                case "linear", "linear_residual", "linear_bias", "linear_gelu" -> 2.0 * numel(n.out(), bindings) * dim(n.inputs.get(0), -1, bindings);
                 case "matmul" -> 2.0 * numel(n.out(), bindings) * dim(n.inputs.get(0), -1, bindings);
                 case "matmul_tn" -> 2.0 * numel(n.out(), bindings)
                         * (double) (numel(n.inputs.get(0), bindings) / dim(n.inputs.get(0), -1, bindings));

@@ -76,6 +76,14 @@ public final class GradRules {
                 e.op("matmul", Map.of(), d.get(0), n.inputs.get(1)),
                 e.op("matmul_tn", Map.of(), d.get(0), n.inputs.get(0)),
                 e.reduceTo(d.get(0), n.inputs.get(2))));
+        // (y, p) = (gelu(p), p) with p = x W^T (+ b): dp = gelu'(p) dy, then as linear (linear_bias) with dp
+        RULES.put("linear_gelu", (e, n, d) -> {
+            Value dp = e.op("gelu_tanh_grad", Map.of(), n.outputs.get(1), d.get(0));
+            return n.inputs.size() == 3
+                    ? of(e.op("matmul", Map.of(), dp, n.inputs.get(1)), e.op("matmul_tn", Map.of(), dp, n.inputs.get(0)),
+                            e.reduceTo(dp, n.inputs.get(2)))
+                    : of(e.op("matmul", Map.of(), dp, n.inputs.get(1)), e.op("matmul_tn", Map.of(), dp, n.inputs.get(0)));
+        });
         // y = x W: dx = dy W^T, dW = x^T dy
         RULES.put("matmul", (e, n, d) -> of(
                 e.op("linear", Map.of(), d.get(0), n.inputs.get(1)),

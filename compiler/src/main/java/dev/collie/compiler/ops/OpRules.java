@@ -91,6 +91,19 @@ public final class OpRules {
             }
             return one(x.shape.withLast(w.shape.dim(0)), DType.F32);
         });
+        // Fused by FuseDenseActivation: x [.., K], w [N, K], optional b [N] -> (gelu_tanh(x w^T + b), the
+        // pre-activation x w^T + b, which the backward needs)
+        def("linear_gelu", 2, 3, (in, a) -> {
+            Value x = floats(in.get(0), "x");
+            Value w = rank(in.get(1), 2, "weight");
+            if (!x.shape.last().equals(w.shape.dim(1))
+                    || (in.size() == 3 && !rank(in.get(2), 1, "bias").shape.dim(0).equals(w.shape.dim(0)))) {
+                throw new ShapeError("linear_gelu: x " + x.shape + ", weight " + w.shape
+                        + (in.size() == 3 ? " and bias " + in.get(2).shape : "") + " do not fit");
+            }
+            Shape y = x.shape.withLast(w.shape.dim(0));
+            return List.of(new Type(y, DType.F32), new Type(y, DType.F32));
+        });
         // x [.., K], w [K, N] -> [.., N]
         def("matmul", 2, (in, a) -> {
             Value x = floats(in.get(0), "a");

@@ -13,6 +13,7 @@ public final class PassPipeline {
             new FuseRotaryHeads(),
             new FuseSwiGlu(),
             new FuseDenseBias(),
+            new FuseDenseActivation(),
             new FuseDenseResidual(),
             new DifferentiateGraph(),
             new InsertNormClipping(),

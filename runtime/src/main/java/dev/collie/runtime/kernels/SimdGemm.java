@@ -201,6 +201,34 @@ public final class SimdGemm {
     }
 
     /**
+     * Work on a block of the output once its values are final, while the block is still in cache: a
+     * dense layer's activation ({@code linear_gelu}). Each output element is in exactly one block; blocks
+     * differ with the thread count, so what the epilogue computes for an element must depend on that
+     * element alone.
+     */
+    @FunctionalInterface
+    public interface BlockEpilogue {
+        /** Rows {@code [row0, row0 + rows)} and columns {@code [col0, col0 + cols)} of the output are final. */
+        void apply(int row0, int rows, int col0, int cols);
+    }
+
+    /**
+     * {@link #matmulNT(MemorySegment, MemorySegment, MemorySegment, int, int, int, boolean)}, then
+     * {@code epilogue} on every block of the output as it becomes final; {@code b} in bfloat16 when
+     * {@code bBf16}.
+     */
+    public static void matmulNT(MemorySegment a, MemorySegment b, boolean bBf16, MemorySegment out,
+                                int M, int N, int K, boolean accumulate, BlockEpilogue epilogue) {
+        check(a, (long) M * K, out, 0, out, M, N, K, 1);
+        if (bBf16) {
+            needBf16(b, (long) N * K);
+        } else {
+            need(b, (long) N * K, "b");
+        }
+        gemm(a, K, 1, b, bBf16, 1, K, out, M, N, K, accumulate, defaultThreads(), epilogue);
+    }
+
+    /**
      * {@code out[M,N] (+)= a[M,K] · b[N,K]^T} with {@code b} in bfloat16 (a model's weights stored
      * in bf16): the values are widened to float as B is packed, so the product costs what the float
      * one does and no float copy of the weight is ever made.
@@ -246,7 +274,20 @@ public final class SimdGemm {
     /** As above, with B's elements bfloat16 when {@code bf16}. */
     private static void gemm(MemorySegment a, long ars, long acs, MemorySegment b, boolean bf16, long brs, long bcs,
                              MemorySegment c, int M, int N, int K, boolean accumulate, int threads) {
+        gemm(a, ars, acs, b, bf16, brs, bcs, c, M, N, K, accumulate, threads, null);
+    }
+
+    /** As above, then {@code epilogue} (when not null) on each block of C once it is final. */
+    private static void gemm(MemorySegment a, long ars, long acs, MemorySegment b, boolean bf16, long brs, long bcs,
+                             MemorySegment c, int M, int N, int K, boolean accumulate, int threads,
+                             BlockEpilogue epilogue) {
         if (M == 0 || N == 0) {
+            return;
+        }
+        if (epilogue != null && (K == 0 || (long) M * N * K < SMALL_WORK || M < MR)) {
+            // The paths without blocks: the whole output is one block.
+            gemm(a, ars, acs, b, bf16, brs, bcs, c, M, N, K, accumulate, threads, null);
+            epilogue.apply(0, M, 0, N);
             return;
         }
         if (K == 0) {
@@ -287,7 +328,7 @@ public final class SimdGemm {
             ForkJoinTask.invokeAll(jobs);
             return;
         }
-        Gemm g = new Gemm(a, ars, acs, b, bf16, brs, bcs, c, M, N, K, accumulate);
+        Gemm g = new Gemm(a, ars, acs, b, bf16, brs, bcs, c, M, N, K, accumulate, epilogue);
         if (tasks == 1) {
             g.run(0, M, 0, N);
             return;
@@ -332,7 +373,7 @@ public final class SimdGemm {
 
     /** One matmul call: operands, layout and the K split, shared by its tasks. */
     private record Gemm(MemorySegment a, long ars, long acs, MemorySegment b, boolean bf16, long brs, long bcs,
-                        MemorySegment c, int M, int N, int K, boolean accumulate) {
+                        MemorySegment c, int M, int N, int K, boolean accumulate, BlockEpilogue epilogue) {
 
         /** Computes {@code C[m0,m1) x [n0,n1)} on the calling thread. */
         void run(int m0, int m1, int n0, int n1) {
@@ -359,6 +400,9 @@ public final class SimdGemm {
                             long cOff = ((long) ic * N + jc + jb) * Float.BYTES;
                             macroKernel(mc, Math.min(NB, nc - jb), kp, s.ap, s.bp, jb * kp, c, cOff, ldc,
                                     overwrite, s.tile);
+                            if (epilogue != null && pc + kc == K) {
+                                epilogue.apply(ic, mc, jc + jb, Math.min(NB, nc - jb));
+                            }
                         }
                     }
                 }

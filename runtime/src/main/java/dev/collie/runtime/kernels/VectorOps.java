@@ -179,6 +179,49 @@ public final class VectorOps {
         });
     }
 
+    private static final float GELU_C0 = (float) Math.sqrt(2 / Math.PI);
+    private static final float GELU_C1 = (float) (Math.sqrt(2 / Math.PI) * 0.044715);
+
+    /**
+     * GELU, tanh form: {@code 0.5 x (1 + tanh(u))} with {@code u = sqrt(2/pi) (x + 0.044715 x^3)}, computed as
+     * {@code x sigmoid(2u)} (the same function, since {@code 1 + tanh(u) = 2 sigmoid(2u)}) in float with the
+     * deterministic vector exp. Scalar reference: {@link CpuKernels#geluTanhForward} (in double).
+     */
+    public static FloatVector geluTanh(FloatVector x) {
+        FloatVector u2 = x.mul(x).fma(GELU_C1, GELU_C0).mul(x).mul(-2f);
+        return x.div(VectorMath.exp(u2).add(1f));
+    }
+
+    /** {@code out = geluTanh(x)}, every element through the vector formula (a masked vector for the tail). */
+    public static void geluTanhForward(MemorySegment x, MemorySegment out, long n) {
+        forChunks(n, (from, to) -> geluTanhSpan(x, out, from, to));
+    }
+
+    /**
+     * The GEMM epilogue of {@code linear_gelu}: {@code act[r, c] = geluTanh(pre[r, c])} for the block of rows
+     * {@code [row0, row0 + rows)} and columns {@code [col0, col0 + cols)} of two row-major matrices {@code ld}
+     * floats wide. Element for element the same as {@link #geluTanhForward}, wherever a block starts.
+     */
+    public static void geluTanhBlock(MemorySegment pre, MemorySegment act, long ld, int row0, int rows, int col0,
+                                     int cols) {
+        for (int r = row0; r < row0 + rows; r++) {
+            long base = r * ld + col0;
+            geluTanhSpan(pre, act, base, base + cols);
+        }
+    }
+
+    private static void geluTanhSpan(MemorySegment x, MemorySegment out, long from, long to) {
+        long i = from;
+        for (; i + S.length() <= to; i += S.length()) {
+            geluTanh(FloatVector.fromMemorySegment(S, x, i * 4, ORDER)).intoMemorySegment(out, i * 4, ORDER);
+        }
+        if (i < to) {
+            // A masked vector, not scalar code: an element's bits must not depend on where a span ends.
+            var mask = S.indexInRange(0, (int) (to - i));
+            geluTanh(FloatVector.fromMemorySegment(S, x, i * 4, ORDER, mask)).intoMemorySegment(out, i * 4, ORDER, mask);
+        }
+    }
+
     /** 1 / (1 + e^-x), with the deterministic vector exp. */
     private static FloatVector sigmoid(FloatVector x) {
         return ONE.div(VectorMath.exp(x.neg()).add(1f));

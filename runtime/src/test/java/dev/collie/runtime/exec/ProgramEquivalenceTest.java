@@ -26,7 +26,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class ProgramEquivalenceTest {
 
-    static final Set<String> FUSIONS = Set.of("FuseRotaryHeads", "FuseSwiGlu", "FuseDenseResidual", "FuseDenseBias");
+    static final Set<String> FUSIONS = Set.of("FuseRotaryHeads", "FuseSwiGlu", "FuseDenseResidual", "FuseDenseBias",
+            "FuseDenseActivation");
 
     record Step(double loss, Map<Integer, float[]> grads, float[][] weights) {}
 
@@ -87,8 +88,8 @@ class ProgramEquivalenceTest {
                 Map.of());
         Plan fused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(Set.of()));
         Plan unfused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(FUSIONS));
-        assertTrue(ops(fused, program).contains("linear_bias"), ops(fused, program).toString());
-        assertFalse(ops(unfused, program).contains("linear_bias"));
+        assertTrue(ops(fused, program).containsAll(List.of("linear_bias", "linear_gelu")), ops(fused, program).toString());
+        assertFalse(ops(unfused, program).contains("linear_bias") || ops(unfused, program).contains("linear_gelu"));
         Step a = step(fused, program, 2, 9);
         Step r = step(unfused, program, 2, 9);
         assertEquals(r.loss, a.loss, 1e-5 * Math.abs(r.loss), "loss");

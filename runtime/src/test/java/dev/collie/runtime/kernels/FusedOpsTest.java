@@ -122,4 +122,20 @@ class FusedOpsTest {
         FusedRope.rope(segment(heads), false, back, true, B, H, T, D, 10000.0, !inverse, ids(pos));
         assertArrayEquals(merged, floats(back, n), "merge_heads_rope");
     }
+
+    /** The vector GELU (x sigmoid(2u), float) against the double tanh-form reference, with ragged tails. */
+    @Property(tries = 30)
+    void geluMatchesTheScalarReference(@ForAll @IntRange(min = 1, max = 40000) int n) {
+        Random rnd = new Random(n);
+        float[] x = uniform(rnd, n, -12, 12);
+        MemorySegment fast = zeros(n);
+        MemorySegment ref = zeros(n);
+        VectorOps.geluTanhForward(segment(x), fast, n);
+        CpuKernels.geluTanhForward(segment(x), ref, n);
+        float[] r = floats(ref, n);
+        float[] f = floats(fast, n);
+        for (int i = 0; i < n; i++) {
+            assertEquals(r[i], f[i], 2e-6 * Math.max(1, Math.abs(r[i])) + 1e-7, "gelu at " + i + " of x " + x[i]);
+        }
+    }
 }

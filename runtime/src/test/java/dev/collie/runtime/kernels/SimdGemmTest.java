@@ -79,6 +79,48 @@ class SimdGemmTest {
         }
     }
 
+    /**
+     * The GELU epilogue of linear_gelu: the product is the plain GEMM's, and the activation is, bit for
+     * bit, the vector GELU pass over it, for every thread count (blocks differ, elements must not), on
+     * shapes that take the unpacked path, the packed one and cross the block edges.
+     */
+    @Property(tries = 40)
+    void geluEpilogueEqualsTheProductThenTheActivation(@ForAll @IntRange(min = 1, max = 200) int M,
+                                                       @ForAll @IntRange(min = 1, max = 300) int N,
+                                                       @ForAll @IntRange(min = 1, max = 600) int K,
+                                                       @ForAll boolean accumulate, @ForAll long seed) throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            java.util.Random rnd = new java.util.Random(seed);
+            MemorySegment a = arena.allocate((long) M * K * 4, 64);
+            MemorySegment b = arena.allocate((long) N * K * 4, 64);
+            MemorySegment start = arena.allocate((long) M * N * 4, 64);
+            for (long i = 0; i < (long) M * K; i++) {
+                a.setAtIndex(F32, i, (float) rnd.nextGaussian());
+            }
+            for (long i = 0; i < (long) N * K; i++) {
+                b.setAtIndex(F32, i, (float) rnd.nextGaussian() * 0.1f);
+            }
+            for (long i = 0; i < (long) M * N; i++) {
+                start.setAtIndex(F32, i, (float) rnd.nextGaussian());
+            }
+            MemorySegment want = arena.allocate((long) M * N * 4, 64);
+            MemorySegment wantAct = arena.allocate((long) M * N * 4, 64);
+            want.copyFrom(start);
+            POOLS[0].submit(() -> SimdGemm.matmulNT(a, b, want, M, N, K, accumulate)).get();
+            VectorOps.geluTanhForward(want, wantAct, (long) M * N);
+            for (ForkJoinPool pool : POOLS) {
+                MemorySegment pre = arena.allocate((long) M * N * 4, 64);
+                MemorySegment act = arena.allocate((long) M * N * 4, 64);
+                pre.copyFrom(start);
+                pool.submit(() -> SimdGemm.matmulNT(a, b, false, pre, M, N, K, accumulate,
+                        (row0, rows, col0, cols) -> VectorOps.geluTanhBlock(pre, act, N, row0, rows, col0, cols))).get();
+                assertArrayEquals(want.toArray(ValueLayout.JAVA_FLOAT), pre.toArray(ValueLayout.JAVA_FLOAT), "product");
+                assertArrayEquals(wantAct.toArray(ValueLayout.JAVA_FLOAT), act.toArray(ValueLayout.JAVA_FLOAT),
+                        "activation, " + pool.getParallelism() + " threads");
+            }
+        }
+    }
+
     // ---------------------------------------------------------------------------------------
     // Examples
     // ---------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ public final class CpuBackend implements Backend {
     @Override
     public boolean readsBf16(Node n, int index) {
         return index == 1 && switch (n.op) {
-            case "linear", "linear_residual", "linear_bias", "matmul", "linear_cross_entropy",
+            case "linear", "linear_residual", "linear_bias", "linear_gelu", "matmul", "linear_cross_entropy",
                  "linear_cross_entropy_update", "embedding" -> true;
             default -> false;
         };
@@ -91,6 +91,24 @@ public final class CpuBackend implements Backend {
                     MemorySegment.copy(in[2].data, 0, out[0].data, r * rowBytes, rowBytes);
                 }
                 linear(in[0], in[1], out[0], true);
+            }
+            case "linear_gelu" -> {
+                // out[1] = x w^T (+ b) (the pre-activation the backward needs), and GELU of each block of it
+                // into out[0] as the GEMM finishes the block, while it is in cache
+                if (in.length == 3) {
+                    long rowBytes = in[2].data.byteSize();
+                    for (long r = 0, rows = rows(in[0]); r < rows; r++) {
+                        MemorySegment.copy(in[2].data, 0, out[1].data, r * rowBytes, rowBytes);
+                    }
+                }
+                Tensor x = in[0];
+                Tensor w = in[1];
+                int nOut = (int) w.shape[0];
+                MemorySegment pre = out[1].data;
+                MemorySegment act = out[0].data;
+                SimdGemm.matmulNT(x.data, w.data, w.dtype == DType.BF16, pre, rows(x), nOut, (int) last(x),
+                        in.length == 3, (row0, rows, col0, cols) -> VectorOps.geluTanhBlock(pre, act, nOut, row0, rows,
+                                col0, cols));
             }
             case "linear_residual" -> {
                 // the residual is the GEMM's starting value: out = r, then out += x w^T, instead of a
@@ -217,7 +235,7 @@ public final class CpuBackend implements Backend {
             }
             case "silu" -> VectorOps.siluForward(in[0].data, out[0].data, in[0].numel());
             case "silu_grad" -> VectorOps.siluBackward(in[0].data, in[1].data, out[0].data, in[0].numel());
-            case "gelu_tanh" -> CpuKernels.geluTanhForward(in[0].data, out[0].data, in[0].numel());
+            case "gelu_tanh" -> VectorOps.geluTanhForward(in[0].data, out[0].data, in[0].numel());
             case "gelu_tanh_grad" -> CpuKernels.geluTanhBackward(in[0].data, in[1].data, out[0].data, in[0].numel());
             case "relu" -> CpuKernels.reluForward(in[0].data, out[0].data, in[0].numel());
             case "relu_grad" -> CpuKernels.reluBackward(in[0].data, in[1].data, out[0].data, in[0].numel());
