@@ -130,9 +130,62 @@ public class KernelsJmh {
         return FusedKernels.linearCrossEntropy(h, wHead, targets, dh, dwHead, 512, C, V, -100);
     }
 
+    /** The head with LOMO fused in: dW a vocabulary tile at a time, each applied at once (no [V, C] gradient). */
+    @Benchmark
+    public double headCrossEntropyUpdate512Tokens() {
+        MemorySegment workspace = headWorkspace;
+        return FusedKernels.linearCrossEntropyUpdate(h, wHead, false, targets, dh, 512, C, V, -100, workspace,
+                (first, rows, g) -> dev.collie.runtime.optim.OptimizerKernels.lomoUpdate(
+                        wHead.asSlice(first * C * 4, (long) rows * C * 4), g, (long) rows * C, 0f, 1f, 0f));
+    }
+
+    @Benchmark
+    public void geluScalar() {
+        CpuKernels.geluTanhForward(y, act, (long) B * T * HIDDEN);
+    }
+
+    @Benchmark
+    public void geluVector() {
+        VectorOps.geluTanhForward(y, act, (long) B * T * HIDDEN);
+    }
+
+    /** linear then a separate GELU pass, against the GEMM applying GELU to each block as it finishes it. */
+    @Benchmark
+    public void linearThenGelu() {
+        SimdGemm.matmulNT(x, wF32, y, B * T, HIDDEN, C, false);
+        VectorOps.geluTanhForward(y, act, (long) B * T * HIDDEN);
+    }
+
+    @Benchmark
+    public void linearGeluEpilogue() {
+        SimdGemm.matmulNT(x, wF32, false, y, B * T, HIDDEN, C, false,
+                (row0, rows, col0, cols) -> VectorOps.geluTanhBlock(y, act, HIDDEN, row0, rows, col0, cols));
+    }
+
+    @Benchmark
+    public void layerNormForwardScalar() {
+        CpuKernels.layerNormForward(x, normW, dNormW, normOut, B * T, C, 1e-5f);
+    }
+
+    @Benchmark
+    public void layerNormForwardVector() {
+        FusedNorms.layerNormForward(x, normW, dNormW, normOut, B * T, C, 1e-5f);
+    }
+
+    @Benchmark
+    public void layerNormBackwardScalar() {
+        CpuKernels.layerNormBackward(x, normW, normOut, dq, dNormW, dNormB, B * T, C, 1e-5f, false);
+    }
+
+    @Benchmark
+    public void layerNormBackwardVector() {
+        FusedNorms.layerNormBackward(x, normW, normOut, dq, dNormW, dNormB, B * T, C, 1e-5f);
+    }
+
     // ---- kernels of the fusion passes, each beside its scalar reference --------------------------
 
-    private MemorySegment gate, up, act, dGate, dUp, normW, normOut, dNormW, wBf16, wF32, pBf16, grad;
+    private MemorySegment gate, up, act, dGate, dUp, normW, normOut, dNormW, dNormB, wBf16, wF32, pBf16, grad,
+            headWorkspace;
 
     private void setUpFused() {
         SplittableRandom rng = new SplittableRandom(2);
@@ -144,6 +197,8 @@ public class KernelsJmh {
         normW = random(C, rng);
         normOut = random((long) B * T * C, rng);
         dNormW = random(C, rng);
+        dNormB = random(C, rng);
+        headWorkspace = arena.allocate(dev.collie.compiler.ops.OpRules.headUpdateWorkspaceFloats(512, V, C) * 4, 64);
         wF32 = random((long) HIDDEN * C, rng);
         wBf16 = arena.allocate((long) HIDDEN * C * 2, 64);
         pBf16 = arena.allocate((long) V * C * 2, 64);

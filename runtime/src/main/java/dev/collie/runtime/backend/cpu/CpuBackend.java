@@ -142,10 +142,10 @@ public final class CpuBackend implements Backend {
                     (int) last(in[0]), (float) n.doubleAttr("eps"));
             case "rms_norm_grad" -> FusedNorms.rmsNormBackward(in[0].data, in[1].data, in[2].data, out[0].data,
                     out[1].data, rows(in[0]), (int) last(in[0]), (float) n.doubleAttr("eps"));
-            case "layer_norm" -> CpuKernels.layerNormForward(in[0].data, in[1].data, in[2].data, out[0].data,
+            case "layer_norm" -> FusedNorms.layerNormForward(in[0].data, in[1].data, in[2].data, out[0].data,
                     rows(in[0]), (int) last(in[0]), (float) n.doubleAttr("eps"));
-            case "layer_norm_grad" -> CpuKernels.layerNormBackward(in[0].data, in[1].data, in[2].data, out[0].data,
-                    out[1].data, out[2].data, rows(in[0]), (int) last(in[0]), (float) n.doubleAttr("eps"), false);
+            case "layer_norm_grad" -> FusedNorms.layerNormBackward(in[0].data, in[1].data, in[2].data, out[0].data,
+                    out[1].data, out[2].data, rows(in[0]), (int) last(in[0]), (float) n.doubleAttr("eps"));
             case "rope" -> {
                 long[] s = in[0].shape;
                 FusedRope.rope(in[0].data, out[0].data, (int) s[0], (int) s[1], (int) s[2], (int) s[3],
