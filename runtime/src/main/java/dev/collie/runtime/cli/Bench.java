@@ -82,6 +82,7 @@ final class Bench implements Callable<Integer> {
             // The GEMM peak first, in a JVM that has run nothing else: measured after the steps it
             // came out at half the standalone rate on some runs, and MFU above 1.
             double peak = gemmPeakFlops();
+            double fmaPeak = dev.collie.runtime.kernels.FmaPeak.measure(8);
             double[] times = new double[steps];
             double loss = Double.NaN;
             try (Batch data = Batch.ofExamples(rows, 0)) {
@@ -117,6 +118,10 @@ final class Bench implements Callable<Integer> {
             json.put("achieved_gflops", flops / median / 1e9);
             json.put("gemm_peak_gflops", peak / 1e9);
             json.put("mfu", flops / median / peak);
+            // the hardware's own ceiling: FMAs in registers on every thread, no memory
+            json.put("fma_peak_gflops", fmaPeak / 1e9);
+            json.put("gemm_of_fma_peak", peak / fmaPeak);
+            json.put("achieved_of_fma_peak", flops / median / fmaPeak);
             json.put("loss", loss);
             var bindings = Map.of("B", (long) batch, "T", (long) seq);
             var memory = s.executor().memoryPlan(ProgramKind.TRAIN, bindings);
