@@ -118,6 +118,7 @@ public final class GradRules {
             List<Value> ins = new ArrayList<>(n.inputs.subList(0, 3));
             ins.add(n.out());
             ins.add(d.get(0));
+            ins.add(n.outputs.get(1));
             if (n.inputs.size() > 3) {
                 ins.add(n.inputs.get(3));
             }

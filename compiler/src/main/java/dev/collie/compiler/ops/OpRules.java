@@ -156,16 +156,20 @@ public final class OpRules {
             }
             return one(x.shape, DType.F32);
         });
-        // q [B, H, T, D], k [B, KV, T, D], v [B, KV, T, D], optional segments [B, T] int -> [B, H, T, D]
+        // q [B, H, T, D], k [B, KV, T, D], v [B, KV, T, D], optional segments [B, T] int
+        //   -> out [B, H, T, D], lse [B, H, T]: each query row's log-sum-exp of its scores, which the
+        //   backward reuses instead of recomputing q·k^T once more (a sixth of its work)
         def("attention", 3, 4, (in, a) -> {
             if (in.size() > 3) {
                 perToken(in.get(3), in.get(0), "attention: segments");
             }
-            return one(attention(in), DType.F32);
+            Shape out = attention(in);
+            Shape lse = Shape.of(out.dim(0), out.dim(1), out.dim(2));
+            return List.of(new Type(out, DType.F32), new Type(lse, DType.F32));
         });
-        // (q, k, v, out, dout[, segments]) -> (dq, dk, dv); out is the forward's result (FlashAttention-2
-        // needs rowsum(dout * out))
-        def("attention_grad", 5, 6, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
+        // (q, k, v, out, dout, lse[, segments]) -> (dq, dk, dv); out and lse are the forward's results
+        // (FlashAttention-2 needs rowsum(dout * out), and lse restores the softmax)
+        def("attention_grad", 6, 7, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
                 new Type(in.get(1).shape, DType.F32), new Type(in.get(2).shape, DType.F32)));
         // Generation: q [B, H, Tn, D], k and v [B, KV, Tn, D], caches [B, KV, S, D] (written in place),
         // positions [B, Tn] -> [B, H, Tn, D]

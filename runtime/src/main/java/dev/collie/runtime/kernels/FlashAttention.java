@@ -143,7 +143,7 @@ public final class FlashAttention {
         Workspace w = WORKSPACE.get().ensure(T, D, dp, false);
         long kvBase = ((long) b * KV + h / group) * T * D;
         long qBase = ((long) b * H + h) * T * D;
-        loadTransposedTiles(k, kvBase, T, D, w.kt, w.row);
+        loadTransposedTiles(k, kvBase, T, D, w.kt, w.raw);
         loadPadded(v, kvBase, T, D, dp, w.vp);
         boolean masked = loadSegments(segments, b, T, w);
 
@@ -176,12 +176,12 @@ public final class FlashAttention {
                 // (externally produced) mask from turning into NaN.
                 float inv = l > 0f ? 1f / l : 0f;
                 scaleRow(w.o, r * dp, dp, inv);
-                MemorySegment.copy(w.o, r * dp, out, F32, (qBase + (long) (i0 + r) * D) * 4, D);
                 if (lse != null) {
                     float value = l > 0f ? (float) (w.m[r] + Math.log(l)) : Float.POSITIVE_INFINITY;
                     lse.setAtIndex(F32, ((long) b * H + h) * T + i0 + r, value);
                 }
             }
+            storeRows(w.o, out, qBase, i0, rows, D, dp);
         }
     }
 
@@ -218,7 +218,8 @@ public final class FlashAttention {
                 p.intoArray(s, off + c);
                 sum = sum.add(p);
             }
-            float alpha = (float) Math.exp((double) mOld - mNew);
+            // Once a row has seen its largest score, later tiles rarely raise it: skip the call.
+            float alpha = mOld == mNew ? 1f : (float) Math.exp((double) mOld - mNew);
             w.l[r] = w.l[r] * alpha + sumLanes(sum, w.lanes);
             w.m[r] = mNew;
             if (rescaleOutput && alpha != 1f) {
@@ -241,8 +242,8 @@ public final class FlashAttention {
         int tp = roundUp(T, BC);
         Workspace w = WORKSPACE.get().ensure(T, D, dp, true);
         long kvBase = ((long) b * KV + kvHead) * T * D;
-        loadTransposedTiles(k, kvBase, T, D, w.kt, w.row);
-        loadTransposedTiles(v, kvBase, T, D, w.vt, w.row);
+        loadTransposedTiles(k, kvBase, T, D, w.kt, w.raw);
+        loadTransposedTiles(v, kvBase, T, D, w.vt, w.raw);
         loadPadded(k, kvBase, T, D, dp, w.kp);
         boolean masked = loadSegments(segments, b, T, w);
         Arrays.fill(w.dka, 0, tp * dp, 0f);
@@ -307,16 +308,12 @@ public final class FlashAttention {
                         rowBlock(w.ds, a, 1, BC, w.q, first * dp, dp, w.dka, kv, dp, dp, rows - first, true);
                     }
                 }
-                for (int r = 0; r < rows; r++) {
-                    scaleRow(w.dq, r * dp, dp, scale);
-                    MemorySegment.copy(w.dq, r * dp, dq, F32, (qBase + (long) (i0 + r) * D) * 4, D);
-                }
+                scaleRow(w.dq, 0, rows * dp, scale);
+                storeRows(w.dq, dq, qBase, i0, rows, D, dp);
             }
         }
-        for (int u = 0; u < T; u++) {
-            MemorySegment.copy(w.dka, u * dp, dk, F32, (kvBase + (long) u * D) * 4, D);
-            MemorySegment.copy(w.dva, u * dp, dv, F32, (kvBase + (long) u * D) * 4, D);
-        }
+        storeRows(w.dka, dk, kvBase, 0, T, D, dp);
+        storeRows(w.dva, dv, kvBase, 0, T, D, dp);
     }
 
     /** The forward's online softmax without the output: leaves {@code m + log l} in {@code w.lse}. */
@@ -460,40 +457,53 @@ public final class FlashAttention {
      * so the score product streams it with unit stride and no cache-set aliasing for any T.
      * Columns past T are zero.
      */
-    private static void loadTransposedTiles(MemorySegment x, long base, int T, int D, float[] dst, float[] row) {
-        int tp = roundUp(T, BC);
-        for (int u = 0; u < T; u++) {
-            MemorySegment.copy(x, F32, (base + (long) u * D) * 4, row, 0, D);
-            int tile = (u / BC) * BC * D + u % BC;
+    private static void loadTransposedTiles(MemorySegment x, long base, int T, int D, float[] dst, float[] raw) {
+        // One bulk copy, then a transpose that writes each panel sequentially: a copy call per
+        // row and scattered writes cost about as much as the transpose itself (profiled).
+        MemorySegment.copy(x, F32, base * 4, raw, 0, T * D);
+        for (int j0 = 0; j0 < T; j0 += BC) {
+            int cols = Math.min(BC, T - j0);
+            int tile = j0 * D;
             for (int d = 0; d < D; d++) {
-                dst[tile + d * BC] = row[d];
-            }
-        }
-        for (int u = T; u < tp; u++) {
-            int tile = (u / BC) * BC * D + u % BC;
-            for (int d = 0; d < D; d++) {
-                dst[tile + d * BC] = 0f;
+                int o = tile + d * BC;
+                int src = j0 * D + d;
+                for (int c = 0; c < cols; c++) {
+                    dst[o + c] = raw[src + c * D];
+                }
+                Arrays.fill(dst, o + cols, o + BC, 0f);
             }
         }
     }
 
     /** Copies x [T,D] into rows of stride dp, zeroing the padding columns and rows up to the tile end. */
     private static void loadPadded(MemorySegment x, long base, int T, int D, int dp, float[] dst) {
-        for (int u = 0; u < T; u++) {
-            MemorySegment.copy(x, F32, (base + (long) u * D) * 4, dst, u * dp, D);
-            Arrays.fill(dst, u * dp + D, (u + 1) * dp, 0f);
-        }
-        Arrays.fill(dst, T * dp, roundUp(T, BC) * dp, 0f);
+        loadRows(x, base, 0, T, roundUp(T, BC), D, dp, dst);
     }
 
     /** Rows [i0, i0 + rows) of x into a tile of stride dp; padding columns and rows are zero. */
     private static void loadRows(MemorySegment x, long base, int i0, int rows, int rowsPad, int D, int dp,
                                  float[] dst) {
-        for (int r = 0; r < rows; r++) {
-            MemorySegment.copy(x, F32, (base + (long) (i0 + r) * D) * 4, dst, r * dp, D);
-            Arrays.fill(dst, r * dp + D, (r + 1) * dp, 0f);
+        if (D == dp) {
+            // Unpadded rows: one bulk copy instead of a (comparatively costly) call per row.
+            MemorySegment.copy(x, F32, (base + (long) i0 * D) * 4, dst, 0, rows * D);
+        } else {
+            for (int r = 0; r < rows; r++) {
+                MemorySegment.copy(x, F32, (base + (long) (i0 + r) * D) * 4, dst, r * dp, D);
+                Arrays.fill(dst, r * dp + D, (r + 1) * dp, 0f);
+            }
         }
         Arrays.fill(dst, rows * dp, rowsPad * dp, 0f);
+    }
+
+    /** The inverse of {@link #loadRows}: tile rows [0, rows) of stride dp into rows [i0, i0 + rows) of x. */
+    private static void storeRows(float[] src, MemorySegment x, long base, int i0, int rows, int D, int dp) {
+        if (D == dp) {
+            MemorySegment.copy(src, 0, x, F32, (base + (long) i0 * D) * 4, rows * D);
+        } else {
+            for (int r = 0; r < rows; r++) {
+                MemorySegment.copy(src, r * dp, x, F32, (base + (long) (i0 + r) * D) * 4, D);
+            }
+        }
     }
 
     /** As {@link #loadRows}, times {@code scale}: folding the score scale into q costs T·D, not T²·… */
@@ -725,7 +735,7 @@ public final class FlashAttention {
         float[] dO = new float[0];
         float[] o = new float[0];
         float[] dq = new float[0];
-        float[] row = new float[0];
+        float[] raw = new float[0];
         final float[] s = new float[BR * BC];
         final float[] ds = new float[BR * BC];
         final float[] m = new float[BR];
@@ -745,7 +755,7 @@ public final class FlashAttention {
             kt = grow(kt, Math.multiplyExact(tp, D));
             q = grow(q, BR * dp);
             o = grow(o, BR * dp);
-            row = grow(row, dp);
+            raw = grow(raw, Math.multiplyExact(T, D));
             if (backward) {
                 vt = grow(vt, Math.multiplyExact(tp, D));
                 kp = grow(kp, panel);

@@ -49,7 +49,7 @@ public class KernelsJmh {
     static final int B = 8, T = 256, C = 288, H = 6, D = 48, HIDDEN = 768, V = 32000;
 
     private Arena arena;
-    private MemorySegment x, w, y, q, k, v, o, dq, dk, dv, rot, targets, h, wHead, dh, dwHead;
+    private MemorySegment x, w, y, q, k, v, o, dq, dk, dv, lse, rot, targets, h, wHead, dh, dwHead;
 
     private MemorySegment random(long floats, SplittableRandom rng) {
         MemorySegment s = arena.allocate(floats * 4, 64);
@@ -74,6 +74,8 @@ public class KernelsJmh {
         dk = random((long) B * H * T * D, rng);
         dv = random((long) B * H * T * D, rng);
         rot = random((long) B * H * T * D, rng);
+        lse = arena.allocate((long) B * H * T * Float.BYTES, 64);
+        FlashAttention.forward(q, k, v, dq, B, H, H, T, D, true, 0.144f, null, lse);
         h = random((long) 512 * C, rng);
         wHead = random((long) V * C, rng);
         dh = random((long) 512 * C, rng);
@@ -113,6 +115,12 @@ public class KernelsJmh {
     @Benchmark
     public void attentionBackwardFlash() {
         FlashAttention.backward(q, k, v, o, o, dq, dk, dv, B, H, H, T, D, true, 0.144f, null, null);
+    }
+
+    /** The backward as training runs it: with the forward's log-sum-exp, no q·k^T recomputation. */
+    @Benchmark
+    public void attentionBackwardFlashWithLse() {
+        FlashAttention.backward(q, k, v, o, o, dq, dk, dv, B, H, H, T, D, true, 0.144f, null, lse);
     }
 
     @Benchmark

@@ -155,7 +155,7 @@ public final class CpuBackend implements Backend {
                 long[] q = in[0].shape;
                 FlashAttention.forward(in[0].data, in[1].data, in[2].data, out[0].data, (int) q[0], (int) q[1],
                         (int) in[1].shape[1], (int) q[2], (int) q[3], n.boolAttr("causal"), (float) n.doubleAttr("scale"),
-                        in.length > 3 ? in[3].data : null);
+                        in.length > 3 ? in[3].data : null, out[1].data);
             }
             case "cached_attention" -> {
                 long[] q = in[0].shape;
@@ -167,7 +167,7 @@ public final class CpuBackend implements Backend {
                 long[] q = in[0].shape;
                 FlashAttention.backward(in[0].data, in[1].data, in[2].data, in[3].data, in[4].data, out[0].data,
                         out[1].data, out[2].data, (int) q[0], (int) q[1], (int) in[1].shape[1], (int) q[2], (int) q[3],
-                        n.boolAttr("causal"), (float) n.doubleAttr("scale"), in.length > 5 ? in[5].data : null, null);
+                        n.boolAttr("causal"), (float) n.doubleAttr("scale"), in.length > 6 ? in[6].data : null, in[5].data);
             }
             case "split_heads_rope" -> {
                 // [B, T, H*D] -> [B, H, T, D], rotated
