@@ -4,6 +4,10 @@ import dev.collie.compiler.ir.DType;
 import dev.collie.runtime.checkpoint.Bf16;
 import java.lang.foreign.ValueLayout;
 import java.util.stream.LongStream;
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
 
 /**
  * Widening bf16 weights to fp32 for compute, and narrowing updated fp32 values back (a bf16 value
@@ -59,6 +63,34 @@ public final class Bf16Tensors {
         h ^= h >>> 13;
         h *= 0xC2B2AE35;
         return h ^ (h >>> 16);
+    }
+
+    /**
+     * {@link #randomBits} of the elements {@code first, first + 1, ...}, one per lane: the same
+     * wrapping int arithmetic, so lane k equals {@code randomBits(seed, first + k)}.
+     */
+    public static IntVector randomBits(int seed, long first, VectorSpecies<Integer> lanes) {
+        IntVector h = IntVector.zero(lanes).addIndex(1).add((int) first).mul(0x9E3779B9).add(seed);
+        h = h.lanewise(VectorOperators.XOR, h.lanewise(VectorOperators.LSHR, 16));
+        h = h.mul(0x85EBCA6B);
+        h = h.lanewise(VectorOperators.XOR, h.lanewise(VectorOperators.LSHR, 13));
+        h = h.mul(0xC2B2AE35);
+        return h.lanewise(VectorOperators.XOR, h.lanewise(VectorOperators.LSHR, 16));
+    }
+
+    /**
+     * {@link Bf16#f32ToBf16Stochastic} in lanes: the bf16 bits of each float in the low 16 bits of
+     * its int lane (the high 16 are garbage the narrowing store drops). The scalar branches become
+     * blends: a finite value adds the low 16 random bits below the kept half, unless that carries it
+     * into the infinity exponent (then it is truncated, as is an infinity, whose low half is zero);
+     * a NaN is truncated with its quiet bit set, what round-to-nearest-even does to it.
+     */
+    public static IntVector toBf16Stochastic(FloatVector f, IntVector random) {
+        IntVector bits = f.reinterpretAsInts();
+        IntVector truncated = bits.lanewise(VectorOperators.LSHR, 16);
+        IntVector rounded = bits.add(random.and(0xFFFF)).lanewise(VectorOperators.LSHR, 16);
+        IntVector finite = rounded.blend(truncated, rounded.and(0x7F80).eq(0x7F80));
+        return finite.blend(truncated.or(0x0040), bits.and(0x7FFFFFFF).compare(VectorOperators.GT, 0x7F800000));
     }
 
     private interface Range {

@@ -215,6 +215,11 @@ public class KernelsJmh {
     }
 
     @Benchmark
+    public void lomoUpdateBf16HeadStochasticScalar() {
+        dev.collie.runtime.optim.OptimizerKernels.lomoUpdateBf16Scalar(pBf16, grad, (long) V * C, 1e-7f, 1f, 0f, 7);
+    }
+
+    @Benchmark
     public void lomoUpdateBf16HeadStochastic() {
         dev.collie.runtime.optim.OptimizerKernels.lomoUpdateBf16(pBf16, grad, (long) V * C, 1e-7f, 1f, 0f, 7);
     }
