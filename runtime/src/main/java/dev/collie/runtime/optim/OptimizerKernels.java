@@ -27,8 +27,10 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>All tensors are dense, row-major float32 in little-endian {@link MemorySegment}s. Segments
  * may be larger than needed (slices of an arena); only the first {@code n} elements are touched.
- * The kernels are single-threaded, allocation-light (AdaLomo allocates one {@code double[cols]}
- * scratch array) and not thread-safe with respect to the same segments.
+ * The float kernels are single-threaded; the bf16 LOMO update splits its pass into fixed chunks that
+ * run in parallel (each element depends only on its own index, so results do not depend on the
+ * split). All are allocation-light (AdaLomo allocates one {@code double[cols]} scratch array) and
+ * not thread-safe with respect to the same segments.
  */
 public final class OptimizerKernels {
 

@@ -3,10 +3,12 @@ package dev.collie.runtime.tensor;
 import dev.collie.compiler.ir.DType;
 import dev.collie.runtime.checkpoint.Bf16;
 import java.lang.foreign.ValueLayout;
+import java.nio.ByteOrder;
 import java.util.stream.LongStream;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorShape;
 import jdk.incubator.vector.VectorSpecies;
 
 /**
@@ -17,7 +19,15 @@ import jdk.incubator.vector.VectorSpecies;
 public final class Bf16Tensors {
 
     private static final ValueLayout.OfShort BF16 = ValueLayout.JAVA_SHORT_UNALIGNED;
+    /** Elements per parallel task (a multiple of every vector length). */
     private static final long CHUNK = 1 << 16;
+    private static final VectorSpecies<Float> FLOATS = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> INTS = IntVector.SPECIES_PREFERRED;
+    /** As many bf16 (short) lanes as {@link #FLOATS} has, in half the bits. */
+    private static final VectorSpecies<Short> BF16_LANES =
+            VectorSpecies.of(short.class, VectorShape.forBitSize(FLOATS.vectorBitSize() / 2));
+    /** Tensor data is in native byte order (the layouts of {@link Tensor#F32} and {@link #BF16}). */
+    private static final ByteOrder NATIVE = ByteOrder.nativeOrder();
 
     private Bf16Tensors() {}
 
@@ -42,12 +52,23 @@ public final class Bf16Tensors {
     public static void narrowStochastic(Tensor f32, Tensor bf16, long seed) {
         int s = seedBits(seed);
         chunks(f32.numel(), (from, to) -> {
-            // Scalar on purpose: narrowing int lanes to shorts (I2S) is not compiled to vector
-            // instructions with AVX2, and the Vector API's fallback allocated on every call.
-            for (long i = from; i < to; i++) {
-                bf16.data.setAtIndex(BF16, i, Bf16.f32ToBf16Stochastic(f32.getFloat(i), randomBits(s, i)));
+            long i = from;
+            // Vector lanes (toBf16Stochastic: the same bits as the scalar rounding); the scalar
+            // definition, narrowStochasticScalar, finishes the chunk.
+            for (long vend = from + (to - from) / FLOATS.length() * FLOATS.length(); i < vend; i += FLOATS.length()) {
+                FloatVector v = FloatVector.fromMemorySegment(FLOATS, f32.data, i * Float.BYTES, NATIVE);
+                toBf16Stochastic(v, randomBits(s, i, INTS)).convertShape(VectorOperators.I2S, BF16_LANES, 0)
+                        .intoMemorySegment(bf16.data, i * 2, NATIVE);
             }
+            narrowStochasticScalar(f32, bf16, s, i, to);
         });
+    }
+
+    /** The scalar definition of {@link #narrowStochastic} on elements [from, to). */
+    static void narrowStochasticScalar(Tensor f32, Tensor bf16, int seedBits, long from, long to) {
+        for (long i = from; i < to; i++) {
+            bf16.data.setAtIndex(BF16, i, Bf16.f32ToBf16Stochastic(f32.getFloat(i), randomBits(seedBits, i)));
+        }
     }
 
     /** The 32 bits of a 64-bit seed that {@link #randomBits} takes. */
