@@ -36,7 +36,8 @@ public final class Bf16Tensors {
         Tensor out = Tensor.allocate(bf16.shape, DType.F32);
         long n = bf16.numel();
         chunks(n, (from, to) -> {
-            // Scalar on purpose (see SimdGemm.widenInto): the JIT vectorises this loop itself.
+            // Scalar: the JIT vectorises this long loop itself (SimdGemm.widenInto, a loop of one
+            // vector length, it did not, hence the explicit lanes there).
             for (long i = from; i < to; i++) {
                 out.data.setAtIndex(Tensor.F32, i, Bf16.bf16ToF32(bf16.data.getAtIndex(BF16, i)));
             }
