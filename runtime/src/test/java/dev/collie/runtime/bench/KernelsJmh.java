@@ -278,7 +278,75 @@ public class KernelsJmh {
     }
 
     @Benchmark
+    public void lomoUpdateBf16HeadStochasticScalar() {
+        dev.collie.runtime.optim.OptimizerKernels.lomoUpdateBf16Scalar(pBf16, grad, (long) V * C, 1e-7f, 1f, 0f, 7);
+    }
+
+    @Benchmark
     public void lomoUpdateBf16HeadStochastic() {
         dev.collie.runtime.optim.OptimizerKernels.lomoUpdateBf16(pBf16, grad, (long) V * C, 1e-7f, 1f, 0f, 7);
+    }
+
+    // ---- float vs bf16 weights at the 1b preset's MLP shapes (one sequence of 256 tokens) ------
+
+    /**
+     * Operands of the 1b preset's up projection: x [256, 2048], W [5632, 2048] in float and in
+     * bf16, and the gradient [256, 5632] that the backward multiplies by W. With few rows the
+     * packing of W is a larger share of a product than at the 15m shapes above.
+     */
+    @State(Scope.Benchmark)
+    public static class Mlp1b {
+        static final int M = 256, K = 2048, N = 5632;
+        Arena arena;
+        MemorySegment x, wF32, wBf16, dy, out, dx;
+
+        @Setup(Level.Trial)
+        public void setUp() {
+            arena = Arena.ofShared();
+            SplittableRandom rng = new SplittableRandom(3);
+            x = arena.allocate((long) M * K * 4, 64);
+            dy = arena.allocate((long) M * N * 4, 64);
+            wF32 = arena.allocate((long) N * K * 4, 64);
+            wBf16 = arena.allocate((long) N * K * 2, 64);
+            out = arena.allocate((long) M * N * 4, 64);
+            dx = arena.allocate((long) M * K * 4, 64);
+            for (long i = 0; i < (long) M * K; i++) {
+                x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rng.nextDouble(-1, 1));
+            }
+            for (long i = 0; i < (long) M * N; i++) {
+                dy.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rng.nextDouble(-1, 1));
+            }
+            for (long i = 0; i < (long) N * K; i++) {
+                short h = (short) rng.nextInt(0x3C00, 0x3D00); // bf16 in [2^-7, 2^-5)
+                wBf16.setAtIndex(ValueLayout.JAVA_SHORT, i, rng.nextBoolean() ? h : (short) (h | 0x8000));
+                wF32.setAtIndex(ValueLayout.JAVA_FLOAT, i, Float.intBitsToFloat(wBf16.getAtIndex(
+                        ValueLayout.JAVA_SHORT, i) << 16));
+            }
+        }
+
+        @TearDown(Level.Trial)
+        public void tearDown() {
+            arena.close();
+        }
+    }
+
+    @Benchmark
+    public void linear1bFloatWeights(Mlp1b s) {
+        SimdGemm.matmulNT(s.x, s.wF32, s.out, Mlp1b.M, Mlp1b.N, Mlp1b.K, false);
+    }
+
+    @Benchmark
+    public void linear1bBf16Weights(Mlp1b s) {
+        SimdGemm.matmulNTBf16(s.x, s.wBf16, s.out, Mlp1b.M, Mlp1b.N, Mlp1b.K, false);
+    }
+
+    @Benchmark
+    public void linearInputGrad1bFloatWeights(Mlp1b s) {
+        SimdGemm.matmulNN(s.dy, s.wF32, s.dx, Mlp1b.M, Mlp1b.K, Mlp1b.N, false);
+    }
+
+    @Benchmark
+    public void linearInputGrad1bBf16Weights(Mlp1b s) {
+        SimdGemm.matmulNNBf16(s.dy, s.wBf16, s.dx, Mlp1b.M, Mlp1b.K, Mlp1b.N, false);
     }
 }

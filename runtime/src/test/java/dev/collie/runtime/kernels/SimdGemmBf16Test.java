@@ -5,6 +5,7 @@ import static dev.collie.runtime.kernels.Tensors.segment;
 import static dev.collie.runtime.kernels.Tensors.uniform;
 import static dev.collie.runtime.kernels.Tensors.zeros;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -45,5 +46,24 @@ class SimdGemmBf16Test {
             SimdGemm.matmulNNBf16(segment(a), bf16, got, M, N, K, false);
         }
         assertArrayEquals(floats(want, M * N), floats(got, M * N));
+    }
+
+    /** The vector widening of the packing, on every bf16 bit pattern at every start offset mod VL. */
+    @Property(tries = 10)
+    void vectorWideningEqualsTheScalarDefinitionOnEveryBitPattern(@ForAll @IntRange(min = 0, max = 31) int offset) {
+        int n = 1 << 16;
+        MemorySegment bf16 = Arena.ofAuto().allocate((n + offset) * 2L, 8);
+        for (int i = 0; i < n; i++) {
+            bf16.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, offset + i, (short) i);
+        }
+        float[] want = new float[n + 64];
+        float[] got = new float[n + 64];
+        for (int i = 0; i + SimdGemm.VL <= n; i += SimdGemm.VL) {
+            SimdGemm.widenIntoScalar(bf16, offset + i, want, i + 3);
+            SimdGemm.widenInto(bf16, offset + i, got, i + 3);
+        }
+        for (int i = 0; i < want.length; i++) {
+            assertEquals(Float.floatToRawIntBits(want[i]), Float.floatToRawIntBits(got[i]), "element " + i);
+        }
     }
 }
