@@ -82,7 +82,7 @@ final class Bench implements Callable<Integer> {
             // The GEMM peak first, in a JVM that has run nothing else: measured after the steps it
             // came out at half the standalone rate on some runs, and MFU above 1.
             double peak = gemmPeakFlops();
-            double fmaPeak = dev.collie.runtime.kernels.FmaPeak.measure(8);
+            double fmaPeak = dev.collie.runtime.kernels.FmaPeak.measure(24);
             double[] times = new double[steps];
             double loss = Double.NaN;
             try (Batch data = Batch.ofExamples(rows, 0)) {
