@@ -112,10 +112,13 @@ final class DemoRun {
         Tokenizer tok = Tokenizers.byteLevel();
         Map<String, String> sets = Map.of("vocab", Integer.toString(tok.vocabSize()));
         Session.ModelSpec spec = new Session.ModelSpec(null, bundledLlama(), "tiny", sets);
-        try (Session session = Session.open(spec, null, 0)) {
+        TrainSettings settings = TrainSettings.resolve(Map.of(), null, settings(dir.resolve("data"), steps));
+        // compiled for the demo's optimizer: AdaLomo needs whole gradients (no fused head update)
+        var options = dev.collie.compiler.passes.CompileOptions.DEFAULT
+                .withElementwiseUpdates(Optimizers.elementwise(settings.string("optimizer")));
+        try (Session session = Session.open(spec, null, 0, dev.collie.compiler.ir.DType.F32, options)) {
             out.printf("demo: fine-tune a %,d-parameter LLaMA (models/llama.collie, preset tiny, byte tokens) to reverse "
                     + "%d-digit strings: \"reverse 123 =\" -> \" 321\"%n", session.plan().parameterCount(), DIGITS);
-            TrainSettings settings = TrainSettings.resolve(Map.of(), null, settings(dir.resolve("data"), steps));
             Trainer trainer = new Trainer(session, settings, tok, Optimizers.create(settings, session.params()), dir,
                     null, null, out);
             Trainer.Outcome o = trainer.run();
