@@ -86,20 +86,14 @@ public final class CpuBackend implements Backend {
             case "linear_bias" -> {
                 // the bias is the GEMM's starting value: every row of out = b, then out += x w^T
                 // (b is float: the executor widens a bf16 bias; only input 1 is read in bf16)
-                long rowBytes = in[2].data.byteSize();
-                for (long r = 0, rows = rows(in[0]); r < rows; r++) {
-                    MemorySegment.copy(in[2].data, 0, out[0].data, r * rowBytes, rowBytes);
-                }
+                fillRows(in[2], out[0], rows(in[0]));
                 linear(in[0], in[1], out[0], true);
             }
             case "linear_gelu" -> {
                 // out[1] = x w^T (+ b) (the pre-activation the backward needs), and GELU of each block of it
                 // into out[0] as the GEMM finishes the block, while it is in cache
                 if (in.length == 3) {
-                    long rowBytes = in[2].data.byteSize();
-                    for (long r = 0, rows = rows(in[0]); r < rows; r++) {
-                        MemorySegment.copy(in[2].data, 0, out[1].data, r * rowBytes, rowBytes);
-                    }
+                    fillRows(in[2], out[1], rows(in[0]));
                 }
                 Tensor x = in[0];
                 Tensor w = in[1];
@@ -279,6 +273,14 @@ public final class CpuBackend implements Backend {
             SimdGemm.matmulNTBf16(x.data, w.data, out.data, rows(x), nOut, k, accumulate);
         } else {
             SimdGemm.matmulNT(x.data, w.data, out.data, rows(x), nOut, k, accumulate);
+        }
+    }
+
+    /** Every one of the first {@code rows} rows of {@code out} becomes {@code row} (a bias the GEMM then adds to). */
+    private static void fillRows(Tensor row, Tensor out, long rows) {
+        long rowBytes = row.data.byteSize();
+        for (long r = 0; r < rows; r++) {
+            MemorySegment.copy(row.data, 0, out.data, r * rowBytes, rowBytes);
         }
     }
 
