@@ -83,25 +83,70 @@ class InPlaceScheduleTest {
     void eachUpdateFollowsItsGradientAndTheLastReadOfItsParameter() {
         Graph g = Compiler.compile(model("models/llama.collie", "tiny"), true, null).program(ProgramKind.TRAIN);
         int updates = 0;
+        int fusedProducts = 0;
         for (int i = 0; i < g.nodes.size(); i++) {
             Node n = g.nodes.get(i);
-            if (!n.op.equals("param_update")) {
+            if (!n.op.equals("param_update") && !n.op.equals("matmul_tn_update")) {
                 continue;
             }
             updates++;
-            Node producer = n.inputs.get(1).producer();
-            int lastRead = -1;
-            for (int k = 0; k < g.nodes.size(); k++) {
-                if (k != i && g.nodes.get(k).inputs.contains(n.inputs.getFirst())) {
-                    lastRead = k;
+            fusedProducts += n.op.equals("matmul_tn_update") ? 1 : 0;
+            Value param = n.updatedParameter();
+            int earliest = 0;
+            for (Value in : n.inputs) {
+                if (in != param) {
+                    earliest = Math.max(earliest, g.nodes.indexOf(in.producer()) + 1);
                 }
             }
-            int earliest = Math.max(g.nodes.indexOf(producer), lastRead) + 1;
-            int lrAt = g.nodes.indexOf(n.inputs.get(2).producer());
-            assertEquals(Math.max(earliest, lrAt + 1), i, "update of " + n.inputs.getFirst() + " is not at its earliest point");
+            for (int k = 0; k < g.nodes.size(); k++) {
+                if (k != i && g.nodes.get(k).inputs.contains(param)) {
+                    earliest = Math.max(earliest, k + 1);
+                }
+            }
+            assertEquals(earliest, i, n.op + " of " + param + " is not at its earliest point");
         }
         assertEquals(20, updates, "one update per parameter of the tiny LLaMA, but the head's (fused into it)");
+        assertEquals(14, fusedProducts, "7 matrices a layer, each updated from its gradient product");
         assertEquals(1, g.nodes.stream().filter(n -> n.op.equals("linear_cross_entropy_update")).count());
+    }
+
+    @Test
+    void weightGradientProductsUpdateTheirWeightOnlyWhenTheOptimizerIsElementwiseAndUnclipped() {
+        var m = model("models/llama.collie", "tiny");
+        Graph train = Compiler.compile(m, true, null).program(ProgramKind.TRAIN);
+        assertTrue(train.nodes.stream().noneMatch(n -> n.op.equals("matmul_tn")), "every weight gradient is fused");
+        Graph separate = Compiler.compile(m, true, null, CompileOptions.DEFAULT.withDisabled(Set.of("FuseWeightUpdate")))
+                .program(ProgramKind.TRAIN);
+        assertEquals(14, separate.nodes.stream().filter(n -> n.op.equals("matmul_tn")).count());
+        assertTrue(separate.nodes.stream().noneMatch(n -> n.op.equals("matmul_tn_update")), "--disable-pass FuseWeightUpdate");
+        for (Node fused : train.nodes.stream().filter(n -> n.op.equals("matmul_tn_update")).toList()) {
+            Value w = fused.updatedParameter();
+            assertEquals("param", w.producer().op);
+            assertEquals(0, weightSized(train, w), "no [N, K] gradient of " + w + " is computed");
+            assertTrue(weightSized(separate, w) > 0);
+            assertTrue(train.nodes.stream().noneMatch(n -> n.op.equals("param_update") && n.inputs.getFirst() == w),
+                    "a fused weight has no separate update");
+        }
+        // The planned peak loses the weight gradients (LOMO keeps at most one alive at a time).
+        assertTrue(new Liveness(train).peakBytes(Map.of("B", 2L, "T", 16L), new Liveness(train).parameterGradients)
+                < new Liveness(separate).peakBytes(Map.of("B", 2L, "T", 16L), new Liveness(separate).parameterGradients),
+                "no weight gradient is alive");
+        Plan lomo = Compiler.compile(m, true, null);
+        assertTrue(lomo.program(ProgramKind.TRAIN_CLIPPED).nodes.stream().noneMatch(n -> n.op.equals("matmul_tn_update")),
+                "a clipped update needs the norm first");
+        Plan adalomo = Compiler.compile(m, true, null, CompileOptions.DEFAULT.withElementwiseUpdates(false));
+        assertTrue(adalomo.program(ProgramKind.TRAIN).nodes.stream().noneMatch(n -> n.op.equals("matmul_tn_update")),
+                "AdaLomo needs whole gradients");
+    }
+
+    @Test
+    void verifierRejectsAReadOfAWeightAfterItsFusedGradientUpdate() {
+        Graph g = Compiler.compile(model("models/llama.collie", "tiny"), true, null).program(ProgramKind.TRAIN);
+        Node fused = g.nodes.stream().filter(n -> n.op.equals("matmul_tn_update")).findFirst().orElseThrow();
+        Node reader = g.create("relu", List.of(fused.updatedParameter()), Map.of(), fused.role, null);
+        g.insertAt(g.nodes.indexOf(fused) + 1, reader);
+        IllegalStateException e = assertThrows(IllegalStateException.class, () -> GraphVerifier.verify(g, "a broken pass"));
+        assertTrue(e.getMessage().contains("after its in-place update"), e.getMessage());
     }
 
     @Test
@@ -170,7 +215,7 @@ class InPlaceScheduleTest {
 
     @Test
     void passesRunInTheOneDeclaredOrder() {
-        assertEquals(List.of("FuseHeadCrossEntropy", "FuseRotaryHeads", "FuseSwiGlu", "FuseDenseBias", "FuseDenseActivation", "FuseDenseResidual", "DifferentiateGraph", "InsertNormClipping", "FuseHeadUpdate", "RecomputeActivations", "InsertKvCache", "ScheduleInPlaceUpdates",
+        assertEquals(List.of("FuseHeadCrossEntropy", "FuseRotaryHeads", "FuseSwiGlu", "FuseDenseBias", "FuseDenseActivation", "FuseDenseResidual", "DifferentiateGraph", "InsertNormClipping", "FuseHeadUpdate", "FuseWeightUpdate", "RecomputeActivations", "InsertKvCache", "ScheduleInPlaceUpdates",
                 "EliminateDeadCode"),
                 PassPipeline.PASSES.stream().map(p -> p.name()).toList());
         assertTrue(new InsertNormClipping().appliesTo(ProgramKind.TRAIN_CLIPPED));

@@ -28,6 +28,8 @@ public final class ModelFlops {
                 case "matmul" -> 2.0 * numel(n.out(), bindings) * dim(n.inputs.get(0), -1, bindings);
                 case "matmul_tn" -> 2.0 * numel(n.out(), bindings)
                         * (double) (numel(n.inputs.get(0), bindings) / dim(n.inputs.get(0), -1, bindings));
+                case "matmul_tn_update" -> 2.0 * numel(n.inputs.get(2), bindings)
+                        * (double) (numel(n.inputs.get(0), bindings) / dim(n.inputs.get(0), -1, bindings));
                 // q k^T and p v: 2 * (2 * T * T * D) per head, halved by the causal mask
                 case "attention", "cached_attention" -> attention(n, bindings);
                 // logits, dh and dW: three products of [N, C] with [V, C]

@@ -56,14 +56,21 @@ public final class Node {
         return updatesParameter() || op.equals("cached_attention");
     }
 
-    /** Ops that write a parameter in place: the update, and the head with its update fused in. */
+    /**
+     * Ops that write a parameter in place: the update, and the head and a weight's gradient product with
+     * their updates fused in.
+     */
     public boolean updatesParameter() {
-        return op.equals("param_update") || op.equals("linear_cross_entropy_update");
+        return op.equals("param_update") || op.equals("linear_cross_entropy_update") || op.equals("matmul_tn_update");
     }
 
     /** The parameter an updating op writes (see {@link #updatesParameter()}). */
     public Value updatedParameter() {
-        return op.equals("param_update") ? inputs.getFirst() : inputs.get(1);
+        return switch (op) {
+            case "param_update" -> inputs.getFirst();
+            case "matmul_tn_update" -> inputs.get(2);
+            default -> inputs.get(1);
+        };
     }
 
     @Override

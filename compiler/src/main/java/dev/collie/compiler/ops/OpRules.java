@@ -303,6 +303,20 @@ public final class OpRules {
             }
             return List.of(new Type(Shape.SCALAR, DType.F32), new Type(h.shape, DType.F32));
         });
+        // A weight's gradient product with its in-place update fused in (FuseWeightUpdate): dy [.., N],
+        // x [.., K], W [N, K] (a parameter, updated in place by dy^T x), lr [] -> nothing; no [N, K] gradient.
+        def("matmul_tn_update", 4, (in, a) -> {
+            sameLeading(in.get(0), in.get(1), "matmul_tn_update");
+            Value w = rank(in.get(2), 2, "weight");
+            if (!w.shape.dim(0).equals(in.get(0).shape.last()) || !w.shape.dim(1).equals(in.get(1).shape.last())) {
+                throw new ShapeError("matmul_tn_update: dy " + in.get(0).shape + " and x " + in.get(1).shape
+                        + " do not make the gradient of weight " + w.shape);
+            }
+            if (!in.get(3).shape.equals(Shape.SCALAR)) {
+                throw new ShapeError("matmul_tn_update: the learning rate must be a scalar, got " + in.get(3).shape);
+            }
+            return List.of();
+        });
         def("shift_left", 1, (in, a) -> one(ints(in.get(0), "labels").shape, DType.I64));
         def("positions", 1, (in, a) -> one(Shape.of(ints(in.get(0), "ids").shape.last()), DType.I64));
         for (String op : UNARY) {
@@ -351,8 +365,31 @@ public final class OpRules {
                 long rows = n.inputs.get(0).shape.leading().numel(bindings);
                 yield headUpdateWorkspaceFloats(rows, vocab, width) * Float.BYTES;
             }
+            case "matmul_tn_update" -> {
+                long rows = n.inputs.get(2).shape.dim(0).evaluate(bindings);
+                long width = n.inputs.get(2).shape.dim(1).evaluate(bindings);
+                long tokens = n.inputs.get(0).shape.leading().numel(bindings);
+                yield weightUpdateBandRows(rows, width, tokens) * width * Float.BYTES;
+            }
             default -> 0;
         };
+    }
+
+    /** Floats of a weight's gradient that the fused weight update computes and applies at a time (4 MB). */
+    public static final long WEIGHT_UPDATE_BAND_FLOATS = 1L << 20;
+
+    /**
+     * Rows of W [N, K] per band of {@code matmul_tn_update}: at most 256 and {@link #WEIGHT_UPDATE_BAND_FLOATS}
+     * / K, so that a band is still in cache when the optimizer reads it. All N at once when bands would be
+     * so small that the product of a half-height band takes SimdGemm's unpacked path (fewer than 12 rows
+     * or 512 multiply-adds), whose sums differ in the last bits from the whole product's.
+     */
+    public static long weightUpdateBandRows(long n, long k, long tokens) {
+        long rows = Math.max(1, Math.min(HEAD_UPDATE_TILE_ROWS, WEIGHT_UPDATE_BAND_FLOATS / Math.max(1, k)));
+        if (rows >= n || rows < 12 || rows / 2 * k * tokens < 512) {
+            return n;
+        }
+        return rows;
     }
 
     /** Rows of W's gradient the fused head update computes and applies at a time (a tile of [V, C]). */

@@ -18,6 +18,7 @@ public final class PassPipeline {
             new DifferentiateGraph(),
             new InsertNormClipping(),
             new FuseHeadUpdate(),
+            new FuseWeightUpdate(),
             new RecomputeActivations(),
             new InsertKvCache(),
             new ScheduleInPlaceUpdates(),

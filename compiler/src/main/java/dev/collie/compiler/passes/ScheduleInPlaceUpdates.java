@@ -5,7 +5,7 @@ import dev.collie.compiler.ir.Node;
 import java.util.List;
 
 /**
- * LOMO scheduling: moves every gradient sink (param_update, sq_norm_acc) to the earliest point where
+ * LOMO scheduling: moves every gradient sink (param_update, matmul_tn_update, sq_norm_acc) to the earliest point where
  * it is legal, so each gradient is consumed, and can be freed, the moment it is complete.
  *
  * An update may run only after all its inputs exist and after the last node that reads the
@@ -26,15 +26,15 @@ public final class ScheduleInPlaceUpdates implements Pass {
 
     @Override
     public void run(Graph g, ProgramKind kind) {
-        List<Node> sinks = g.nodes.stream().filter(n -> n.op.equals("param_update") || n.op.equals("sq_norm_acc"))
-                .toList();
+        List<Node> sinks = g.nodes.stream().filter(n -> n.op.equals("param_update") || n.op.equals("matmul_tn_update")
+                || n.op.equals("sq_norm_acc")).toList();
         for (Node sink : sinks) {
             g.nodes.remove(sink);
             int earliest = 0;
             for (int i = 0; i < g.nodes.size(); i++) {
                 Node n = g.nodes.get(i);
                 boolean produces = n.outputs.stream().anyMatch(sink.inputs::contains);
-                boolean readsParam = sink.op.equals("param_update") && n.inputs.contains(sink.inputs.getFirst());
+                boolean readsParam = sink.updatesParameter() && n.inputs.contains(sink.updatedParameter());
                 if (produces || readsParam) {
                     earliest = i + 1;
                 }

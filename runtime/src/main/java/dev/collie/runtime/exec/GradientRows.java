@@ -3,7 +3,8 @@ package dev.collie.runtime.exec;
 import java.lang.foreign.MemorySegment;
 
 /**
- * Where an op that updates a parameter in place ({@code linear_cross_entropy_update}) sends the
+ * Where an op that updates a parameter in place ({@code linear_cross_entropy_update},
+ * {@code matmul_tn_update}) sends the
  * parameter's gradient: a block of rows at a time, each block complete. The receiver applies the
  * optimizer to those rows at once; the parameter may change as soon as it returns, and the block's
  * memory is reused for the next.

@@ -171,6 +171,35 @@ public final class FusedKernels {
     }
 
     /**
+     * A weight's gradient {@code dW[N, K] = dy[R, N]^T x[R, K]} handed to {@code update} a band of rows at a
+     * time ({@link OpRules#weightUpdateBandRows}), each band computed into the workspace, applied by the
+     * receiver while it is in cache, and its memory reused for the next: the kernel of
+     * {@code matmul_tn_update}. Each band is {@code dy[:, band]^T x}, a TN product with dy's row stride,
+     * whose elements are the same FMA chains as {@link SimdGemm#matmulTN}'s over the whole (the split of
+     * R alone decides them), so the bits equal the unfused product's. Bands have balanced heights, at
+     * least half the band size, so none takes the GEMM's unpacked path.
+     *
+     * @param workspace {@code weightUpdateBandRows(N, K, R) * K} floats
+     */
+    public static void matmulTNByBands(MemorySegment dy, MemorySegment x, int R, int N, int K,
+                                       MemorySegment workspace, HeadGradientRows update) {
+        int maxRows = (int) OpRules.weightUpdateBandRows(N, K, R);
+        long need = (long) maxRows * K * 4;
+        if (workspace.byteSize() < need) {
+            throw new IllegalArgumentException("workspace of " + workspace.byteSize() + " bytes, the fused weight update needs "
+                    + need);
+        }
+        int bands = (N + maxRows - 1) / maxRows;
+        for (int t = 0; t < bands; t++) {
+            int n0 = (int) ((long) N * t / bands);
+            int rows = (int) ((long) N * (t + 1) / bands) - n0;
+            MemorySegment band = workspace.asSlice(0, (long) rows * K * 4);
+            SimdGemm.matmulTN(dy.asSlice((long) n0 * 4), N, x, band, R, rows, K, false);
+            update.accept(n0, rows, band);
+        }
+    }
+
+    /**
      * For each row of logits [n, V]: adds logsumexp - logit[target] to the returned sum and replaces
      * the row by its gradient (softmax - onehot) * scale; ignored rows become zeros and add nothing.
      * Vectorised: one pass for the max, one for exp (kept) and its sum, one to scale. Rows run in

@@ -192,6 +192,44 @@ class ProgramEquivalenceTest {
         }
     }
 
+    /**
+     * FuseWeightUpdate: weights updated from their gradient products a band of rows at a time get the
+     * bits of the separate update of the whole gradient, for float and bf16 weights (stochastic rounding
+     * draws each element's own bits) and with weight decay. A hidden size of 600 gives the gate and up
+     * projections three bands of 200 rows.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"F32,0", "F32,0.1", "BF16,0", "BF16,0.1"})
+    void fusedWeightUpdatesGiveTheSeparateUpdatesWeights(dev.collie.compiler.ir.DType storage, double weightDecay) {
+        ResolvedModel model = Compiler.resolve(Compiler.load(Path.of("..", "models", "llama.collie")), "tiny", null,
+                Map.of("hidden", "600"));
+        Plan fused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(Set.of()));
+        Plan separate = Compiler.compile(model, true, null,
+                CompileOptions.DEFAULT.withDisabled(Set.of("FuseWeightUpdate")));
+        assertTrue(ops(fused, "train").contains("matmul_tn_update"));
+        assertFalse(ops(fused, "train").contains("matmul_tn"));
+        assertFalse(ops(separate, "train").contains("matmul_tn_update"));
+        assertTrue(dev.collie.compiler.ops.OpRules.weightUpdateBandRows(600, 64, 26) < 600, "several bands");
+        Step a = step(fused, "train", 2, 13, storage, weightDecay, false);
+        Step r = step(separate, "train", 2, 13, storage, weightDecay, false);
+        assertEquals(r.loss, a.loss, "loss");
+        try (ParameterStore initial = new ParameterStore(fused.params(), storage)) {
+            initial.initialize(7);
+            int moved = 0;
+            for (int i = 0; i < r.weights.length; i++) {
+                org.junit.jupiter.api.Assertions.assertArrayEquals(r.weights[i], a.weights[i],
+                        "updated " + fused.params().get(i).name());
+                // the matrices (wq .. w_down) whose updates were fused did move
+                String name = fused.params().get(i).name();
+                if (name.matches(".*\\.w[a-z_]*")) {
+                    moved++;
+                    assertFalse(java.util.Arrays.equals(initial.tensor(i).toFloatArray(), a.weights[i]), name + " moved");
+                }
+            }
+            assertEquals(14, moved, "the 7 matrices of each of the 2 layers");
+        }
+    }
+
     static void close(float[] want, float[] got, String what) {
         double scale = 0;
         for (float v : want) {

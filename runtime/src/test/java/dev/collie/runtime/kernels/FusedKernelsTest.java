@@ -123,4 +123,35 @@ class FusedKernelsTest {
         org.junit.jupiter.api.Assertions.assertArrayEquals(floats(dhRef, n * c), floats(dh, n * c), "dh");
         org.junit.jupiter.api.Assertions.assertArrayEquals(floats(dwRef, v * c), gathered, "dW");
     }
+
+    /**
+     * matmul_tn_update's kernel hands over, band by band, exactly the bits of the whole TN product: random
+     * shapes around the band limits (1..700 rows, widths up to 5000 so that 4M-float bands hold fewer
+     * than 256 rows), every row once, in order, no sliver band.
+     */
+    @Property(tries = 30)
+    void weightGradientBandsAreTheWholeProductsRows(@ForAll @IntRange(min = 1, max = 700) int n,
+                                                   @ForAll @IntRange(min = 1, max = 5000) int k,
+                                                   @ForAll @IntRange(min = 1, max = 40) int r) {
+        Random rnd = new Random(31L * n + k + 7L * r);
+        float[] dy = uniform(rnd, r * n, -1, 1);
+        float[] x = uniform(rnd, r * k, -1, 1);
+        MemorySegment whole = zeros(n * k);
+        SimdGemm.matmulTN(segment(dy), segment(x), whole, r, n, k, false);
+        long band = dev.collie.compiler.ops.OpRules.weightUpdateBandRows(n, k, r);
+        MemorySegment workspace = zeros((int) (band * k));
+        float[] gathered = new float[n * k];
+        java.util.Arrays.fill(gathered, Float.NaN);
+        long[] next = {0};
+        FusedKernels.matmulTNByBands(segment(dy), segment(x), r, n, k, workspace, (first, rows, grad) -> {
+            assertEquals(next[0], first, "bands arrive in order, each once");
+            assertEquals(true, rows <= band && (rows == n || rows >= Math.max(6, band / 2)), rows + " rows of " + band);
+            for (int i = 0; i < rows * k; i++) {
+                gathered[(int) first * k + i] = grad.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i);
+            }
+            next[0] = first + rows;
+        });
+        assertEquals(n, next[0], "every row handed over");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(floats(whole, n * k), gathered, "dW");
+    }
 }

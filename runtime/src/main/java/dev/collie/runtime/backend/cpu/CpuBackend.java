@@ -38,9 +38,26 @@ public final class CpuBackend implements Backend {
         };
     }
 
-    /** The head with its weight's update fused in: loss and dh out, W's gradient to {@code gradient} by tiles. */
+    /**
+     * The ops with a weight's update fused in: the head (loss and dh out) and a weight's gradient product,
+     * each sending W's gradient to {@code gradient} a block of rows at a time.
+     */
     @Override
     public void executeUpdating(Node n, Tensor[] in, Tensor[] out, MemorySegment workspace, GradientRows gradient) {
+        if (n.op.equals("matmul_tn_update")) {
+            int width = (int) last(in[1]);
+            int rows = (int) last(in[0]);
+            long tokens = rows(in[0]);
+            if (workspace == null) {
+                try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
+                    long bytes = OpRules.weightUpdateBandRows(rows, width, tokens) * width * 4;
+                    executeUpdating(n, in, out, arena.allocate(bytes, 64), gradient);
+                }
+                return;
+            }
+            FusedKernels.matmulTNByBands(in[0].data, in[1].data, (int) tokens, rows, width, workspace, gradient::accept);
+            return;
+        }
         if (!n.op.equals("linear_cross_entropy_update")) {
             Backend.super.executeUpdating(n, in, out, workspace, gradient);
             return;
