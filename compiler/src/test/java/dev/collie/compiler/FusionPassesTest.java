@@ -1,14 +1,21 @@
 package dev.collie.compiler;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import dev.collie.compiler.ir.Graph;
 import dev.collie.compiler.ir.GraphVerifier;
 import dev.collie.compiler.lower.GraphBuilder;
+import dev.collie.compiler.ir.Node;
+import dev.collie.compiler.passes.CompileOptions;
+import dev.collie.compiler.passes.FuseRotaryAttention;
 import dev.collie.compiler.passes.FuseRotaryHeads;
 import dev.collie.compiler.passes.FuseSwiGlu;
 import dev.collie.compiler.passes.ProgramKind;
+import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Collectors;
 import org.junit.jupiter.api.Test;
 
@@ -38,6 +45,81 @@ class FusionPassesTest {
         assertEquals(2 * layers, after.get("split_heads_rope"));
         assertEquals(before.values().stream().mapToLong(Long::longValue).sum() - 2 * layers, g.nodes.size(),
                 "two nodes become one, per rotation");
+    }
+
+    @Test
+    void rotaryAttentionTakesTheHeadSplitsRotationsAttentionAndMerge() {
+        Graph g = forward("models/llama.collie", "tiny");
+        new FuseRotaryHeads().run(g, ProgramKind.TRAIN);
+        Map<String, Long> before = histogram(g);
+        new FuseRotaryAttention().run(g, ProgramKind.TRAIN);
+        GraphVerifier.verify(g, "FuseRotaryAttention");
+        Map<String, Long> after = histogram(g);
+        long layers = 2;
+        assertEquals(2 * layers, before.get("split_heads_rope"));
+        assertEquals(layers, before.get("merge_heads"));
+        assertEquals(layers, after.get("rotary_attention"));
+        for (String gone : List.of("split_heads", "split_heads_rope", "merge_heads", "attention")) {
+            assertEquals(null, after.get(gone), gone + " is folded into rotary_attention");
+        }
+        assertEquals(before.values().stream().mapToLong(Long::longValue).sum() - 4 * layers, g.nodes.size(),
+                "five nodes become one, per layer");
+        Node fused = g.nodes.stream().filter(n -> n.op.equals("rotary_attention")).findFirst().orElseThrow();
+        // It reads the projections token-major, then the positions and segments inputs.
+        assertEquals(List.of("linear", "linear", "linear", "input", "input"),
+                fused.inputs.stream().map(v -> v.producer().op).toList());
+        assertEquals("positions", fused.inputs.get(3).producer().stringAttr("name"));
+        assertEquals("segments", fused.inputs.get(4).producer().stringAttr("name"));
+        assertEquals(4L, fused.longAttr("heads"));
+        assertEquals(2L, fused.longAttr("kv_heads"));
+        assertTrue(fused.boolAttr("rotary") && fused.boolAttr("causal"));
+        assertEquals(10000.0, fused.doubleAttr("theta"));
+        assertEquals("[B, T, 64]f32", fused.out().typeString());
+        assertEquals("[B, 4, T]f32", fused.outputs.get(1).typeString());
+    }
+
+    /** Compiled whole: no head-major copy of q, k, v, the output or their gradients in any training program. */
+    @Test
+    void llamaTrainingProgramsHaveNoHeadLayoutChanges() {
+        for (CompileOptions.Recompute recompute : CompileOptions.Recompute.values()) {
+            var plan = Compiler.compile(InPlaceScheduleTest.model("models/llama.collie", "tiny"), true, null,
+                    CompileOptions.DEFAULT.withDisabled(Set.of()).withRecompute(recompute));
+            for (ProgramKind kind : List.of(ProgramKind.EVAL, ProgramKind.TRAIN, ProgramKind.TRAIN_CLIPPED)) {
+                List<String> ops = plan.program(kind).nodes.stream().map(n -> n.op).toList();
+                assertTrue(ops.contains("rotary_attention"), kind + " " + recompute);
+                assertEquals(kind.trains(), ops.contains("rotary_attention_grad"), kind + " " + recompute);
+                for (String op : ops) {
+                    assertFalse(op.startsWith("split_heads") || op.startsWith("merge_heads")
+                            || op.equals("attention") || op.equals("attention_grad") || op.equals("rope"),
+                            kind + " " + recompute + " still has " + op);
+                }
+            }
+            // Generation keeps head-major attention: InsertKvCache makes it cached_attention.
+            List<String> decode = plan.program(ProgramKind.DECODE).nodes.stream().map(n -> n.op).toList();
+            assertTrue(decode.contains("cached_attention"), decode.toString());
+            assertFalse(decode.contains("rotary_attention"));
+        }
+    }
+
+    @Test
+    void rotaryAttentionTakesGpt2sUnrotatedHeadsAndLeavesUnfusedRotationsAlone() {
+        Graph gpt2 = forward("samples/gpt2.collie", "tiny");
+        new FuseRotaryAttention().run(gpt2, ProgramKind.TRAIN);
+        GraphVerifier.verify(gpt2, "FuseRotaryAttention");
+        Map<String, Long> after = histogram(gpt2);
+        assertEquals(2L, after.get("rotary_attention"));
+        assertEquals(null, after.get("split_heads"));
+        assertEquals(null, after.get("merge_heads"));
+        Node fused = gpt2.nodes.stream().filter(n -> n.op.equals("rotary_attention")).findFirst().orElseThrow();
+        assertFalse(fused.boolAttr("rotary") || fused.boolAttr("positions"));
+        assertTrue(fused.boolAttr("segments"));
+        assertEquals(4, fused.inputs.size(), "q, k, v and the segments");
+        // Without FuseRotaryHeads, LLaMA's rope(split_heads(x)) is not the pattern: nothing changes.
+        Graph llama = forward("models/llama.collie", "tiny");
+        Map<String, Long> before = histogram(llama);
+        new FuseRotaryAttention().run(llama, ProgramKind.TRAIN);
+        assertEquals(before, histogram(llama));
+        assertFalse(new FuseRotaryAttention().appliesTo(ProgramKind.DECODE));
     }
 
     @Test

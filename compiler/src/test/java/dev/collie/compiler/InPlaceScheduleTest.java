@@ -215,7 +215,7 @@ class InPlaceScheduleTest {
 
     @Test
     void passesRunInTheOneDeclaredOrder() {
-        assertEquals(List.of("FuseHeadCrossEntropy", "FuseRotaryHeads", "FuseSwiGlu", "FuseDenseBias", "FuseDenseActivation", "FuseDenseResidual", "DifferentiateGraph", "InsertNormClipping", "FuseHeadUpdate", "FuseWeightUpdate", "RecomputeActivations", "InsertKvCache", "ScheduleInPlaceUpdates",
+        assertEquals(List.of("FuseHeadCrossEntropy", "FuseRotaryHeads", "FuseRotaryAttention", "FuseSwiGlu", "FuseDenseBias", "FuseDenseActivation", "FuseDenseResidual", "DifferentiateGraph", "InsertNormClipping", "FuseHeadUpdate", "FuseWeightUpdate", "RecomputeActivations", "InsertKvCache", "ScheduleInPlaceUpdates",
                 "EliminateDeadCode"),
                 PassPipeline.PASSES.stream().map(p -> p.name()).toList());
         assertTrue(new InsertNormClipping().appliesTo(ProgramKind.TRAIN_CLIPPED));

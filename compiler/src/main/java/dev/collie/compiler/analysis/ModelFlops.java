@@ -37,6 +37,9 @@ public final class ModelFlops {
                         * n.inputs.get(1).shape.dim(0).evaluate(bindings);
                 // the backward has twice the forward's products (dq, dk from ds; dv and dp)
                 case "attention_grad" -> 2 * attention(n, bindings);
+                // the same on token-major q [B, T, H*D] (FuseRotaryAttention)
+                case "rotary_attention" -> tokenMajorAttention(n, bindings);
+                case "rotary_attention_grad" -> 2 * tokenMajorAttention(n, bindings);
                 default -> 0.0;
             };
         }
@@ -48,6 +51,12 @@ public final class ModelFlops {
         double full = 4.0 * q[0] * q[1] * q[2] * q[2] * q[3];
         boolean causal = !n.attrs.containsKey("causal") || Boolean.TRUE.equals(n.attrs.get("causal"));
         return causal ? full / 2 : full;
+    }
+
+    private static double tokenMajorAttention(Node n, Map<String, Long> bindings) {
+        long[] q = n.inputs.get(0).shape.evaluate(bindings);
+        double full = 4.0 * q[0] * q[1] * q[1] * q[2];
+        return n.boolAttr("causal") ? full / 2 : full;
     }
 
     private static long numel(dev.collie.compiler.ir.Value v, Map<String, Long> bindings) {

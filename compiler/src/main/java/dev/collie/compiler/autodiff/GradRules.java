@@ -126,6 +126,21 @@ public final class GradRules {
             grads.add(null);
             return grads;
         });
+        // the same for attention on token-major projections (FuseRotaryAttention): one node gives dq and
+        // dk, inversely rotated, and dv, token-major; positions and segments get none
+        RULES.put("rotary_attention", (e, n, d) -> {
+            List<Value> ins = new ArrayList<>(n.inputs.subList(0, 3));
+            ins.add(n.out());
+            ins.add(d.get(0));
+            ins.add(n.outputs.get(1));
+            ins.addAll(n.inputs.subList(3, n.inputs.size()));
+            List<Value> grads = new ArrayList<>(e.node("rotary_attention_grad", n.attrs, ins.toArray(Value[]::new))
+                    .outputs);
+            while (grads.size() < n.inputs.size()) {
+                grads.add(null);
+            }
+            return grads;
+        });
         // the fused head split + rotation: its gradient is the inverse rotation, merged back
         RULES.put("split_heads_rope", (e, n, d) -> {
             Map<String, Object> attrs = Map.of("theta", n.attrs.get("theta"), "inverse", !n.boolAttr("inverse"));

@@ -171,6 +171,28 @@ public final class OpRules {
         // (FlashAttention-2 needs rowsum(dout * out), and lse restores the softmax)
         def("attention_grad", 6, 7, (in, a) -> List.of(new Type(in.get(0).shape, DType.F32),
                 new Type(in.get(1).shape, DType.F32), new Type(in.get(2).shape, DType.F32)));
+        // Fused by FuseRotaryAttention: attention on the projections' token-major layout, q and k rotated
+        // on load (attr rotary, with theta). q [B, T, H*D], k and v [B, T, KV*D] (attrs heads H and
+        // kv_heads KV), then positions [B, T] int if attr positions, then segments [B, T] int if attr
+        // segments -> out [B, T, H*D] (what merge_heads gave), lse [B, H, T] (as attention's)
+        def("rotary_attention", 3, 5, (in, a) -> {
+            rotaryAttention("rotary_attention", in, 3, a);
+            Value q = in.get(0);
+            Shape lse = Shape.of(q.shape.dim(0), Dim.of(((Number) a.get("heads")).longValue()), q.shape.dim(1));
+            return List.of(new Type(q.shape, DType.F32), new Type(lse, DType.F32));
+        });
+        // (q, k, v, out, dout, lse[, positions][, segments]) -> (dq, dk, dv), all token-major; dq and dk
+        // are the gradients of the unrotated q and k
+        def("rotary_attention_grad", 6, 8, (in, a) -> {
+            List<Value> operands = new ArrayList<>(in.subList(0, 3));
+            operands.addAll(in.subList(6, in.size()));
+            rotaryAttention("rotary_attention_grad", operands, 3, a);
+            for (int i = 3; i < 5; i++) {
+                same("rotary_attention_grad", in.get(0), in.get(i));
+            }
+            return List.of(new Type(in.get(0).shape, DType.F32), new Type(in.get(1).shape, DType.F32),
+                    new Type(in.get(2).shape, DType.F32));
+        });
         // Generation: q [B, H, Tn, D], k and v [B, KV, Tn, D], caches [B, KV, S, D] (written in place),
         // positions [B, Tn] -> [B, H, Tn, D]
         def("cached_attention", 6, (in, a) -> {
@@ -520,6 +542,48 @@ public final class OpRules {
             case "mul" -> "*";
             default -> "/";
         };
+    }
+
+    /**
+     * Checks {@code rotary_attention}'s operands: q [B, T, H*D], k and v [B, T, KV*D] with H and KV
+     * from the attrs, KV dividing H, D even when rotating, and the optional int [B, T] positions and
+     * segments that the attrs announce, starting at input {@code first}.
+     */
+    private static void rotaryAttention(String op, List<Value> in, int first, Map<String, Object> a) {
+        Value q = floats(rank(in.get(0), 3, op + ": q"), op + ": q");
+        Value k = floats(rank(in.get(1), 3, op + ": k"), op + ": k");
+        Value v = floats(rank(in.get(2), 3, op + ": v"), op + ": v");
+        long heads = ((Number) a.get("heads")).longValue();
+        long kvHeads = ((Number) a.get("kv_heads")).longValue();
+        Dim d = heads <= 0 ? null : q.shape.last().dividedBy(Dim.of(heads));
+        if (d == null || !d.isConstant() || kvHeads <= 0 || heads % kvHeads != 0) {
+            throw new ShapeError(op + ": q " + q.shape + " does not split into " + heads + " heads, a multiple of "
+                    + kvHeads + " key/value heads");
+        }
+        if (!k.shape.equals(v.shape) || !k.shape.last().equals(Dim.of(kvHeads).times(d))
+                || !k.shape.dim(0).equals(q.shape.dim(0)) || !k.shape.dim(1).equals(q.shape.dim(1))) {
+            throw new ShapeError(op + ": k " + k.shape + " and v " + v.shape + " must be [batch, tokens, " + kvHeads
+                    + " * " + d + "] of q " + q.shape);
+        }
+        if (Boolean.TRUE.equals(a.get("rotary")) && d.coeff() % 2 != 0) {
+            throw new ShapeError(op + ": head dimension " + d + " must be even for the rotation");
+        }
+        int at = first;
+        for (String optional : List.of("positions", "segments")) {
+            if (Boolean.TRUE.equals(a.get(optional))) {
+                if (at >= in.size()) {
+                    throw new ShapeError(op + ": " + optional + " announced but missing");
+                }
+                Value ids = ints(in.get(at++), op + ": " + optional);
+                if (ids.shape.rank() != 2 || !ids.shape.dim(0).equals(q.shape.dim(0))
+                        || !ids.shape.dim(1).equals(q.shape.dim(1))) {
+                    throw new ShapeError(op + ": " + optional + " " + ids.shape + " must be [batch, tokens] of " + q.shape);
+                }
+            }
+        }
+        if (at != in.size()) {
+            throw new ShapeError(op + ": " + (in.size() - at) + " inputs more than the attrs announce");
+        }
     }
 
     private static Shape attention(List<Value> in) {

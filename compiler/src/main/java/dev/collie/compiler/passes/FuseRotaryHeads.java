@@ -16,6 +16,8 @@ import java.util.Map;
  * Changes: replaces each such pair in the forward graph by one node. Assumes: runs before
  * DifferentiateGraph (the fused op has its own gradient rule); the split heads have no other reader.
  * Without this pass the pair runs unfused, which is the reference the fused kernel is tested against.
+ * In training and eval programs FuseRotaryAttention then folds the fused node into attention's
+ * prologue; decode programs keep it.
  */
 public final class FuseRotaryHeads implements Pass {
 

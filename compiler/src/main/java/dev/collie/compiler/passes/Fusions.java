@@ -23,12 +23,21 @@ final class Fusions {
      */
     static Node replacePair(Graph g, Node consumer, Node producer, String op, List<Value> inputs,
                             Map<String, Object> attrs) {
+        return replaceGroup(g, consumer, List.of(producer), op, inputs, attrs);
+    }
+
+    /**
+     * {@link #replacePair} for a consumer and several producers (a chain or a tree of them, each read
+     * only inside the group): all of them go, and the new node takes the consumer's place.
+     */
+    static Node replaceGroup(Graph g, Node consumer, List<Node> producers, String op, List<Value> inputs,
+                             Map<String, Object> attrs) {
         Node fused = g.create(op, inputs, attrs, consumer.role, consumer.origin);
         fused.scope = consumer.scope;
         g.insertAt(g.nodes.indexOf(consumer), fused);
         g.replaceAllUses(consumer.out(), fused.out());
         g.nodes.remove(consumer);
-        g.nodes.remove(producer);
+        producers.forEach(g.nodes::remove);
         return fused;
     }
 }

@@ -11,6 +11,7 @@ public final class PassPipeline {
     public static final List<Pass> PASSES = List.of(
             new FuseHeadCrossEntropy(),
             new FuseRotaryHeads(),
+            new FuseRotaryAttention(),
             new FuseSwiGlu(),
             new FuseDenseBias(),
             new FuseDenseActivation(),

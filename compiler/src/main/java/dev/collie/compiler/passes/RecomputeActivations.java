@@ -45,7 +45,7 @@ public final class RecomputeActivations implements Pass {
 
     /** Ops that selective checkpointing keeps rather than recomputes: the ones that cost FLOPs. */
     static final Set<String> EXPENSIVE = Set.of("linear", "linear_residual", "linear_bias", "linear_gelu", "matmul", "attention",
-            "linear_cross_entropy", "linear_cross_entropy_update");
+            "rotary_attention", "linear_cross_entropy", "linear_cross_entropy_update");
 
     private boolean selective;
 

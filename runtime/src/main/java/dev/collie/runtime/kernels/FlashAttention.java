@@ -31,7 +31,13 @@ import jdk.incubator.vector.VectorSpecies;
  * reference: fused multiply-adds and tile-wise softmax round differently (about 1e-6 relative).
  *
  * <p>Tensors are contiguous row-major float32 segments in native byte order, as in
- * {@link CpuKernels}; {@code lse} is float32 [B,H,T].
+ * {@link CpuKernels}; {@code lse} is float32 [B,H,T]. {@link #forward} and {@link #backward} take
+ * head-major [B,H,T,D] tensors. {@link #forwardTokenMajor} and {@link #backwardTokenMajor} take the
+ * projections' own token-major [B,T,H*D] layout and may apply the rotary embedding to q and k as
+ * they are loaded (and its inverse to dq and dk as they are stored): the compiler's
+ * {@code rotary_attention}, which leaves no head-major copy of q, k, v, the output or their
+ * gradients anywhere. Both forms share every tile step, so they give the same bits as the layout
+ * change and the rotation ({@link FusedRope}) done separately around the head-major form.
  */
 public final class FlashAttention {
 
@@ -104,7 +110,8 @@ public final class FlashAttention {
                                MemorySegment segments, MemorySegment lse) {
         int group = checkShape(B, H, KV, T, D);
         parallelFor(B * H, (long) B * H * T * T * D, bh ->
-                forwardHead(q, k, v, out, lse, segments, bh / H, bh % H, H, KV, group, T, D, causal, scale));
+                forwardHead(q, k, v, out, lse, segments, bh / H, bh % H, H, KV, group, T, D, causal, scale,
+                        Layout.HEAD_MAJOR));
     }
 
     /**
@@ -129,7 +136,63 @@ public final class FlashAttention {
         int group = checkShape(B, H, KV, T, D);
         parallelFor(B * KV, 5L * B * H * T * T * D, bkv ->
                 backwardKvHead(q, k, v, out, dout, dq, dk, dv, lse, segments, bkv / KV, bkv % KV,
-                        H, KV, group, T, D, causal, scale));
+                        H, KV, group, T, D, causal, scale, Layout.HEAD_MAJOR));
+    }
+
+    /**
+     * The rotary embedding that the token-major forms apply to q and k on load: the rotation of
+     * {@link FusedRope} (Hugging Face {@code rotate_half}, its cached cos/sin table, the same float
+     * products), so that results equal {@code FusedRope.rope} followed by the head-major kernel.
+     *
+     * @param theta     base of the inverse frequencies, {@code 1 / theta^(2j/D)}
+     * @param positions [B,T] int64 position of each token, or null for its index t
+     */
+    public record Rotary(double theta, MemorySegment positions) {
+    }
+
+    /**
+     * {@link #forward} on token-major tensors, optionally rotating q and k as they are loaded:
+     * {@code out = softmax(rot(q) rot(k)^T * scale + mask) v}.
+     *
+     * @param q      [B,T,H*D]
+     * @param k      [B,T,KV*D]
+     * @param v      [B,T,KV*D]
+     * @param out    [B,T,H*D]; overwritten
+     * @param lse    [B,H,T] float32 (head-major, as in {@link #forward}), or null
+     * @param rotary the rotation of q and k, or null for none
+     * @throws IllegalArgumentException as {@link #forward}, or if D is odd or a position out of
+     *                                  range with a rotation
+     */
+    public static void forwardTokenMajor(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
+                                         int B, int H, int KV, int T, int D, boolean causal, float scale,
+                                         MemorySegment segments, MemorySegment lse, Rotary rotary) {
+        int group = checkShape(B, H, KV, T, D);
+        Layout layout = Layout.tokenMajor(rotary, B, T, D);
+        parallelFor(B * H, (long) B * H * T * T * D, bh ->
+                forwardHead(q, k, v, out, lse, segments, bh / H, bh % H, H, KV, group, T, D, causal, scale, layout));
+    }
+
+    /**
+     * {@link #backward} on token-major tensors: q and k are rotated on load as in
+     * {@link #forwardTokenMajor}, and dq and dk receive the inverse rotation on store, so they are
+     * the gradients of the unrotated projections.
+     *
+     * @param out  [B,T,H*D] the forward's output
+     * @param dout [B,T,H*D]
+     * @param dq   [B,T,H*D]; overwritten
+     * @param dk   [B,T,KV*D]; overwritten
+     * @param dv   [B,T,KV*D]; overwritten
+     * @param lse  [B,H,T] from {@link #forwardTokenMajor}, or null to recompute it
+     */
+    public static void backwardTokenMajor(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
+                                          MemorySegment dout, MemorySegment dq, MemorySegment dk, MemorySegment dv,
+                                          int B, int H, int KV, int T, int D, boolean causal, float scale,
+                                          MemorySegment segments, MemorySegment lse, Rotary rotary) {
+        int group = checkShape(B, H, KV, T, D);
+        Layout layout = Layout.tokenMajor(rotary, B, T, D);
+        parallelFor(B * KV, 5L * B * H * T * T * D, bkv ->
+                backwardKvHead(q, k, v, out, dout, dq, dk, dv, lse, segments, bkv / KV, bkv % KV,
+                        H, KV, group, T, D, causal, scale, layout));
     }
 
     // ---------------------------------------------------------------------------------------
@@ -138,19 +201,22 @@ public final class FlashAttention {
 
     private static void forwardHead(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
                                     MemorySegment lse, MemorySegment segments, int b, int h, int H, int KV,
-                                    int group, int T, int D, boolean causal, float scale) {
+                                    int group, int T, int D, boolean causal, float scale, Layout layout) {
         int dp = roundUp(D, L);
         Workspace w = WORKSPACE.get().ensure(T, D, dp, false);
-        long kvBase = ((long) b * KV + h / group) * T * D;
-        long qBase = ((long) b * H + h) * T * D;
-        loadTransposedTiles(k, kvBase, T, D, w.kt, w.raw);
-        loadPadded(v, kvBase, T, D, dp, w.vp);
+        long kvBase = layout.base(b, h / group, KV, T, D);
+        long kvStride = layout.stride(KV, D);
+        long qBase = layout.base(b, h, H, T, D);
+        long qStride = layout.stride(H, D);
+        layout.loadPositions(b, T, D, w);
+        loadTransposedTiles(k, kvBase, kvStride, T, D, w.kt, w.raw, layout, w);
+        loadPadded(v, kvBase, kvStride, T, D, dp, w.vp);
         boolean masked = loadSegments(segments, b, T, w);
 
         for (int i0 = 0; i0 < T; i0 += BR) {
             int rows = Math.min(BR, T - i0);
             int rowsPad = roundUp(rows, MR);
-            loadQueryTile(q, qBase, i0, rows, rowsPad, D, dp, scale, w.q);
+            loadQueryTile(q, qBase, qStride, i0, rows, rowsPad, D, dp, scale, w.q, layout, w);
             Arrays.fill(w.m, 0, rowsPad, Float.NEGATIVE_INFINITY);
             Arrays.fill(w.l, 0, rowsPad, 0f);
             Arrays.fill(w.o, 0, rowsPad * dp, 0f);
@@ -181,7 +247,7 @@ public final class FlashAttention {
                     lse.setAtIndex(F32, ((long) b * H + h) * T + i0 + r, value);
                 }
             }
-            storeRows(w.o, out, qBase, i0, rows, D, dp);
+            storeRows(w.o, out, qBase, qStride, i0, rows, D, dp);
         }
     }
 
@@ -237,29 +303,33 @@ public final class FlashAttention {
     private static void backwardKvHead(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
                                        MemorySegment dout, MemorySegment dq, MemorySegment dk, MemorySegment dv,
                                        MemorySegment lse, MemorySegment segments, int b, int kvHead, int H, int KV,
-                                       int group, int T, int D, boolean causal, float scale) {
+                                       int group, int T, int D, boolean causal, float scale, Layout layout) {
         int dp = roundUp(D, L);
         int tp = roundUp(T, BC);
         Workspace w = WORKSPACE.get().ensure(T, D, dp, true);
-        long kvBase = ((long) b * KV + kvHead) * T * D;
-        loadTransposedTiles(k, kvBase, T, D, w.kt, w.raw);
-        loadTransposedTiles(v, kvBase, T, D, w.vt, w.raw);
-        loadPadded(k, kvBase, T, D, dp, w.kp);
+        long kvBase = layout.base(b, kvHead, KV, T, D);
+        long kvStride = layout.stride(KV, D);
+        long qStride = layout.stride(H, D);
+        layout.loadPositions(b, T, D, w);
+        // k (rotated) once into w.raw, from which both of its tile forms are made; then v.
+        loadTransposedTiles(k, kvBase, kvStride, T, D, w.kt, w.raw, layout, w);
+        padRows(w.raw, T, D, dp, w.kp);
+        loadTransposedTiles(v, kvBase, kvStride, T, D, w.vt, w.raw, null, w);
         boolean masked = loadSegments(segments, b, T, w);
         Arrays.fill(w.dka, 0, tp * dp, 0f);
         Arrays.fill(w.dva, 0, tp * dp, 0f);
 
         for (int g = 0; g < group; g++) {
             int h = kvHead * group + g;
-            long qBase = ((long) b * H + h) * T * D;
+            long qBase = layout.base(b, h, H, T, D);
             long lseBase = ((long) b * H + h) * T;
             for (int i0 = 0; i0 < T; i0 += BR) {
                 int rows = Math.min(BR, T - i0);
                 int rowsPad = roundUp(rows, MR);
                 int lastKey = causal ? i0 + rows - 1 : T - 1;
-                loadQueryTile(q, qBase, i0, rows, rowsPad, D, dp, scale, w.q);
-                loadRows(dout, qBase, i0, rows, rowsPad, D, dp, w.dO);
-                loadRows(out, qBase, i0, rows, rowsPad, D, dp, w.o);
+                loadQueryTile(q, qBase, qStride, i0, rows, rowsPad, D, dp, scale, w.q, layout, w);
+                loadRows(dout, qBase, qStride, i0, rows, rowsPad, D, dp, w.dO);
+                loadRows(out, qBase, qStride, i0, rows, rowsPad, D, dp, w.o);
                 for (int r = 0; r < rowsPad; r++) {
                     w.di[r] = dotRow(w.dO, w.o, r * dp, dp, w.lanes);
                 }
@@ -309,11 +379,14 @@ public final class FlashAttention {
                     }
                 }
                 scaleRow(w.dq, 0, rows * dp, scale);
-                storeRows(w.dq, dq, qBase, i0, rows, D, dp);
+                // The gradient of the unrotated q is the inverse rotation of that of the rotated one.
+                layout.rotate(w.dq, dp, i0, rows, D, true, w);
+                storeRows(w.dq, dq, qBase, qStride, i0, rows, D, dp);
             }
         }
-        storeRows(w.dka, dk, kvBase, 0, T, D, dp);
-        storeRows(w.dva, dv, kvBase, 0, T, D, dp);
+        layout.rotate(w.dka, dp, 0, T, D, true, w);
+        storeRows(w.dka, dk, kvBase, kvStride, 0, T, D, dp);
+        storeRows(w.dva, dv, kvBase, kvStride, 0, T, D, dp);
     }
 
     /** The forward's online softmax without the output: leaves {@code m + log l} in {@code w.lse}. */
@@ -452,15 +525,21 @@ public final class FlashAttention {
     // ---------------------------------------------------------------------------------------
 
     /**
-     * Copies x [T,D] (at element {@code base}) into key-tile-major transposed blocks: tile j holds
+     * Copies x [T,D] (row t at element {@code base + t*stride}), rotated on the way when
+     * {@code layout} rotates, into key-tile-major transposed blocks: tile j holds
      * {@code x[j*BC + c, d]} at {@code j*BC*D + d*BC + c}. Each tile's [D×BC] panel is contiguous,
      * so the score product streams it with unit stride and no cache-set aliasing for any T.
-     * Columns past T are zero.
+     * Columns past T are zero. {@code raw} is left holding the (rotated) rows, [T,D] contiguous.
      */
-    private static void loadTransposedTiles(MemorySegment x, long base, int T, int D, float[] dst, float[] raw) {
-        // One bulk copy, then a transpose that writes each panel sequentially: a copy call per
-        // row and scattered writes cost about as much as the transpose itself (profiled).
-        MemorySegment.copy(x, F32, base * 4, raw, 0, T * D);
+    private static void loadTransposedTiles(MemorySegment x, long base, long stride, int T, int D, float[] dst,
+                                            float[] raw, Layout layout, Workspace w) {
+        // The rows first (one bulk copy where they are contiguous, head-major), then a transpose
+        // that writes each panel sequentially: scattered writes straight from the segment cost
+        // about as much as the transpose itself (profiled). The rotation works on the copied rows.
+        loadRows(x, base, stride, 0, T, T, D, D, raw);
+        if (layout != null) {
+            layout.rotate(raw, D, 0, T, D, false, w);
+        }
         for (int j0 = 0; j0 < T; j0 += BC) {
             int cols = Math.min(BC, T - j0);
             int tile = j0 * D;
@@ -476,19 +555,35 @@ public final class FlashAttention {
     }
 
     /** Copies x [T,D] into rows of stride dp, zeroing the padding columns and rows up to the tile end. */
-    private static void loadPadded(MemorySegment x, long base, int T, int D, int dp, float[] dst) {
-        loadRows(x, base, 0, T, roundUp(T, BC), D, dp, dst);
+    private static void loadPadded(MemorySegment x, long base, long stride, int T, int D, int dp, float[] dst) {
+        loadRows(x, base, stride, 0, T, roundUp(T, BC), D, dp, dst);
     }
 
-    /** Rows [i0, i0 + rows) of x into a tile of stride dp; padding columns and rows are zero. */
-    private static void loadRows(MemorySegment x, long base, int i0, int rows, int rowsPad, int D, int dp,
-                                 float[] dst) {
+    /** {@link #loadPadded} from the contiguous [T,D] rows of {@code raw} instead of a segment. */
+    private static void padRows(float[] raw, int T, int D, int dp, float[] dst) {
         if (D == dp) {
-            // Unpadded rows: one bulk copy instead of a (comparatively costly) call per row.
+            System.arraycopy(raw, 0, dst, 0, T * D);
+        } else {
+            for (int t = 0; t < T; t++) {
+                System.arraycopy(raw, t * D, dst, t * dp, D);
+                Arrays.fill(dst, t * dp + D, (t + 1) * dp, 0f);
+            }
+        }
+        Arrays.fill(dst, T * dp, roundUp(T, BC) * dp, 0f);
+    }
+
+    /**
+     * Rows [i0, i0 + rows) of x (row t at element {@code base + t*stride}) into a tile of stride dp;
+     * padding columns and rows are zero.
+     */
+    private static void loadRows(MemorySegment x, long base, long stride, int i0, int rows, int rowsPad, int D, int dp,
+                                 float[] dst) {
+        if (D == dp && stride == D) {
+            // Contiguous unpadded rows: one bulk copy instead of a (comparatively costly) call per row.
             MemorySegment.copy(x, F32, (base + (long) i0 * D) * 4, dst, 0, rows * D);
         } else {
             for (int r = 0; r < rows; r++) {
-                MemorySegment.copy(x, F32, (base + (long) (i0 + r) * D) * 4, dst, r * dp, D);
+                MemorySegment.copy(x, F32, (base + (i0 + r) * stride) * 4, dst, r * dp, D);
                 Arrays.fill(dst, r * dp + D, (r + 1) * dp, 0f);
             }
         }
@@ -496,20 +591,26 @@ public final class FlashAttention {
     }
 
     /** The inverse of {@link #loadRows}: tile rows [0, rows) of stride dp into rows [i0, i0 + rows) of x. */
-    private static void storeRows(float[] src, MemorySegment x, long base, int i0, int rows, int D, int dp) {
-        if (D == dp) {
+    private static void storeRows(float[] src, MemorySegment x, long base, long stride, int i0, int rows, int D,
+                                  int dp) {
+        if (D == dp && stride == D) {
             MemorySegment.copy(src, 0, x, F32, (base + (long) i0 * D) * 4, rows * D);
         } else {
             for (int r = 0; r < rows; r++) {
-                MemorySegment.copy(src, r * dp, x, F32, (base + (long) (i0 + r) * D) * 4, D);
+                MemorySegment.copy(src, r * dp, x, F32, (base + (i0 + r) * stride) * 4, D);
             }
         }
     }
 
-    /** As {@link #loadRows}, times {@code scale}: folding the score scale into q costs T·D, not T²·… */
-    private static void loadQueryTile(MemorySegment q, long base, int i0, int rows, int rowsPad, int D, int dp,
-                                      float scale, float[] dst) {
-        loadRows(q, base, i0, rows, rowsPad, D, dp, dst);
+    /**
+     * As {@link #loadRows}, rotated when {@code layout} rotates, then times {@code scale}: folding
+     * the score scale into q costs T·D, not T²·…; rotating first and scaling the rotated floats
+     * rounds exactly as the separate rotation followed by {@link #forward}.
+     */
+    private static void loadQueryTile(MemorySegment q, long base, long stride, int i0, int rows, int rowsPad, int D,
+                                      int dp, float scale, float[] dst, Layout layout, Workspace w) {
+        loadRows(q, base, stride, i0, rows, rowsPad, D, dp, dst);
+        layout.rotate(dst, dp, i0, rows, D, false, w);
         if (scale != 1f) {
             scaleRow(dst, 0, rows * dp, scale);
         }
@@ -723,6 +824,59 @@ public final class FlashAttention {
     // Plumbing
     // ---------------------------------------------------------------------------------------
 
+    /**
+     * Where the rows of each (batch, head) lie and what happens to q and k on the way in. Head-major
+     * [B,H,T,D] puts row t of head h at {@code ((b*H + h)*T + t)*D}, stride D; token-major [B,T,H*D],
+     * the projections' own layout, at {@code (b*T + t)*H*D + h*D}, stride H*D. A token-major layout
+     * may carry a rotary table: q and k rows are then rotated in the tile right after the copy, and
+     * dq and dk rows inversely right before theirs.
+     */
+    private record Layout(boolean tokenMajor, FusedRope.Table table, MemorySegment positions) {
+
+        static final Layout HEAD_MAJOR = new Layout(false, null, null);
+
+        /** The token-major layout, with the table of {@code rotary} (checking its positions), if any. */
+        static Layout tokenMajor(Rotary rotary, int B, int T, int D) {
+            if (rotary == null) {
+                return new Layout(true, null, null);
+            }
+            return new Layout(true, FusedRope.tableFor(rotary.theta(), D, B, T, rotary.positions()),
+                    rotary.positions());
+        }
+
+        /** Element offset of row 0 of head {@code head} of batch row b, for a tensor of {@code heads} heads. */
+        long base(int b, int head, int heads, int T, int D) {
+            return tokenMajor ? ((long) b * T * heads + head) * D : ((long) b * heads + head) * T * D;
+        }
+
+        /** Elements from one row (token) of a head to the next. */
+        long stride(int heads, int D) {
+            return tokenMajor ? (long) heads * D : D;
+        }
+
+        /** With a rotation: each token's offset into the table ({@code position * D/2}) of batch row b, into w.tab. */
+        void loadPositions(int b, int T, int D, Workspace w) {
+            if (table == null) {
+                return;
+            }
+            int half = D / 2;
+            for (int t = 0; t < T; t++) {
+                long p = positions == null ? t : positions.getAtIndex(I64, (long) b * T + t);
+                w.tab[t] = (int) p * half;
+            }
+        }
+
+        /** Rotates (or inversely) rows [0, rows) of a tile of stride ld, which hold tokens [t0, t0 + rows); none without a table. */
+        void rotate(float[] x, int ld, int t0, int rows, int D, boolean inverse, Workspace w) {
+            if (table == null) {
+                return;
+            }
+            for (int r = 0; r < rows; r++) {
+                FusedRope.rotateRow(x, r * ld, D, table, w.tab[t0 + r], inverse);
+            }
+        }
+    }
+
     /** Scratch of one thread; arrays only grow. */
     private static final class Workspace {
         float[] kt = new float[0];
@@ -746,6 +900,8 @@ public final class FlashAttention {
         final int[] keyEnd = new int[BR / MR];
         final int[] colEnd = new int[BR / MR];
         long[] seg = new long[0];
+        /** Per token, its row's offset into the rotary table (token-major calls with a rotation). */
+        int[] tab = new int[0];
         long[] segMin = new long[0];
         long[] segMax = new long[0];
 
@@ -768,6 +924,7 @@ public final class FlashAttention {
             }
             if (seg.length < T) {
                 seg = new long[T];
+                tab = new int[T];
                 segMin = new long[tp / BC];
                 segMax = new long[tp / BC];
             }

@@ -76,6 +76,29 @@ public final class FusedRope {
         if (x.asOverlappingSlice(out).isPresent()) {
             throw new IllegalArgumentException("rope needs distinct x and out segments");
         }
+        Table table = tableFor(theta, D, B, T, positions);
+        int tasks = B * H;
+        long work = (long) tasks * T * D;
+        if (tasks > 1 && work > PARALLEL_THRESHOLD) {
+            IntStream.range(0, tasks).parallel().forEach(bh ->
+                    rotateHead(x, xTokenMajor, out, outTokenMajor, bh, H, T, D, inverse, positions, table));
+        } else {
+            for (int bh = 0; bh < tasks; bh++) {
+                rotateHead(x, xTokenMajor, out, outTokenMajor, bh, H, T, D, inverse, positions, table);
+            }
+        }
+    }
+
+    /**
+     * The table covering every position of a call: those in {@code positions} ([B,T] int64), or
+     * 0..T-1 without them. FlashAttention's token-major form rotates with it too.
+     *
+     * @throws IllegalArgumentException if D is odd or a position is negative or too large for a table
+     */
+    static Table tableFor(double theta, int D, int B, int T, MemorySegment positions) {
+        if (D % 2 != 0) {
+            throw new IllegalArgumentException("rope needs an even head size, got D=" + D);
+        }
         int half = D / 2;
         int maxPosition = T - 1;
         if (positions != null) {
@@ -87,16 +110,39 @@ public final class FusedRope {
                 maxPosition = Math.max(maxPosition, (int) p);
             }
         }
-        Table table = table(theta, D, maxPosition + 1);
-        int tasks = B * H;
-        long work = (long) tasks * T * D;
-        if (tasks > 1 && work > PARALLEL_THRESHOLD) {
-            IntStream.range(0, tasks).parallel().forEach(bh ->
-                    rotateHead(x, xTokenMajor, out, outTokenMajor, bh, H, T, D, inverse, positions, table));
-        } else {
-            for (int bh = 0; bh < tasks; bh++) {
-                rotateHead(x, xTokenMajor, out, outTokenMajor, bh, H, T, D, inverse, positions, table);
-            }
+        return table(theta, D, maxPosition + 1);
+    }
+
+    /**
+     * Rotates one row {@code x[off, off + D)} in place, with the table entries from {@code tab}
+     * ({@code position * D/2}): the arithmetic of {@link #rope}, for rows already copied into a
+     * heap tile (FlashAttention's prologue and epilogue).
+     */
+    static void rotateRow(float[] x, int off, int D, Table table, int tab, boolean inverse) {
+        int half = D / 2;
+        float[] cos = table.cos;
+        float[] sin = table.sin;
+        int j = 0;
+        for (; j + L <= half; j += L) {
+            FloatVector x1 = FloatVector.fromArray(SPECIES, x, off + j);
+            FloatVector x2 = FloatVector.fromArray(SPECIES, x, off + j + half);
+            FloatVector c = FloatVector.fromArray(SPECIES, cos, tab + j);
+            FloatVector s = FloatVector.fromArray(SPECIES, sin, tab + j);
+            // The products of rotateHead, unfused, so both round alike.
+            FloatVector x1c = x1.mul(c);
+            FloatVector x2s = x2.mul(s);
+            FloatVector x2c = x2.mul(c);
+            FloatVector x1s = x1.mul(s);
+            (inverse ? x1c.add(x2s) : x1c.sub(x2s)).intoArray(x, off + j);
+            (inverse ? x2c.sub(x1s) : x2c.add(x1s)).intoArray(x, off + j + half);
+        }
+        for (; j < half; j++) {
+            float x1 = x[off + j];
+            float x2 = x[off + j + half];
+            float c = cos[tab + j];
+            float s = inverse ? -sin[tab + j] : sin[tab + j];
+            x[off + j] = x1 * c - x2 * s;
+            x[off + j + half] = x2 * c + x1 * s;
         }
     }
 

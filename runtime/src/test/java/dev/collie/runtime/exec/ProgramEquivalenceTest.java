@@ -26,8 +26,8 @@ import org.junit.jupiter.params.provider.ValueSource;
  */
 class ProgramEquivalenceTest {
 
-    static final Set<String> FUSIONS = Set.of("FuseRotaryHeads", "FuseSwiGlu", "FuseDenseResidual", "FuseDenseBias",
-            "FuseDenseActivation");
+    static final Set<String> FUSIONS = Set.of("FuseRotaryHeads", "FuseRotaryAttention", "FuseSwiGlu",
+            "FuseDenseResidual", "FuseDenseBias", "FuseDenseActivation");
 
     record Step(double loss, Map<Integer, float[]> grads, float[][] weights) {}
 
@@ -41,6 +41,15 @@ class ProgramEquivalenceTest {
      */
     static Step step(Plan plan, String program, long b, long t, dev.collie.compiler.ir.DType storage,
                      double weightDecay, boolean listen) {
+        return step(plan, program, b, t, storage, weightDecay, listen, false);
+    }
+
+    /**
+     * With {@code packed}, each row holds two examples, as the packer makes them: the positions restart
+     * at the second one and its segment id differs (attention stays within each).
+     */
+    static Step step(Plan plan, String program, long b, long t, dev.collie.compiler.ir.DType storage,
+                     double weightDecay, boolean listen, boolean packed) {
         try (ParameterStore params = new ParameterStore(plan.params(), storage);
              Executor ex = new Executor(plan, params, new dev.collie.runtime.backend.cpu.CpuBackend())) {
             params.initialize(7);
@@ -57,6 +66,10 @@ class ProgramEquivalenceTest {
             for (int i = 0; i < tokens.length; i++) {
                 tokens[i] = rnd.nextInt((int) plan.params().getFirst().shape().dim(0).coeff());
                 positions[i] = i % t;
+                if (packed && i % t >= t / 3) {
+                    positions[i] = i % t - t / 3;
+                    segments[i] = 1;
+                }
             }
             Map<String, Tensor> in = new HashMap<>();
             in.put("tokens", Tensor.ofLongs(tokens, b, t));
@@ -109,8 +122,8 @@ class ProgramEquivalenceTest {
         Plan fused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(Set.of()));
         Plan unfused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(FUSIONS));
         // The passes did fire (or this test would compare a program with itself).
-        assertTrue(ops(fused, program).containsAll(List.of("swiglu", "swiglu_grad", "split_heads_rope",
-                "merge_heads_rope", "linear_residual")), ops(fused, program).toString());
+        assertTrue(ops(fused, program).containsAll(List.of("swiglu", "swiglu_grad", "rotary_attention",
+                "rotary_attention_grad", "linear_residual")), ops(fused, program).toString());
         assertFalse(ops(fused, program).contains("silu") || ops(fused, program).contains("rope"));
         assertTrue(ops(unfused, program).containsAll(List.of("silu", "silu_grad", "rope", "split_heads")));
 
@@ -126,6 +139,40 @@ class ProgramEquivalenceTest {
         }
     }
 
+    /**
+     * FuseRotaryAttention alone: attention on the token-major projections, rotating q and k in its
+     * prologue, gives the bits of the split-and-rotate, head-major attention and merge it replaces (with
+     * FuseRotaryHeads on in both), for LLaMA (rotary, grouped-query heads) and GPT-2 (no rotation), on rows
+     * that pack two examples (restarting positions, two segments).
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"models/llama.collie,train,70", "models/llama.collie,train_clipped,70",
+            "samples/gpt2.collie,train,30"})
+    void rotaryAttentionTrainsBitForBit(String file, String program, long t) {
+        ResolvedModel model = Compiler.resolve(Compiler.load(Path.of("..", file)), "tiny", null, Map.of());
+        Plan fused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(Set.of()));
+        Plan reference = Compiler.compile(model, true, null,
+                CompileOptions.DEFAULT.withDisabled(Set.of("FuseRotaryAttention")));
+        assertTrue(ops(fused, program).containsAll(List.of("rotary_attention", "rotary_attention_grad")));
+        assertFalse(ops(fused, program).stream().anyMatch(op -> op.contains("_heads") || op.startsWith("attention")),
+                ops(fused, program).toString());
+        assertTrue(ops(reference, program).containsAll(List.of("attention", "attention_grad", "merge_heads")));
+
+        // 70 tokens make two query tiles (and a partial one) for LLaMA; GPT-2's context is 32.
+        Step a = step(fused, program, 2, t, dev.collie.compiler.ir.DType.F32, 0, true, true);
+        Step r = step(reference, program, 2, t, dev.collie.compiler.ir.DType.F32, 0, true, true);
+        assertEquals(r.loss, a.loss, "loss");
+        assertEquals(r.grads.keySet(), a.grads.keySet());
+        for (int index : r.grads.keySet()) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(r.grads.get(index), a.grads.get(index),
+                    "gradient of " + fused.params().get(index).name());
+        }
+        for (int i = 0; i < r.weights.length; i++) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(r.weights[i], a.weights[i],
+                    "updated " + fused.params().get(i).name());
+        }
+    }
+
     @ParameterizedTest
     @org.junit.jupiter.params.provider.CsvSource({"train,FULL", "train_clipped,FULL", "train,SELECTIVE",
             "train_clipped,SELECTIVE"})
@@ -134,7 +181,7 @@ class ProgramEquivalenceTest {
                 Map.of());
         Plan kept = Compiler.compile(model, true, null, CompileOptions.DEFAULT);
         Plan recomputed = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withRecompute(mode));
-        String recomputedOp = mode == CompileOptions.Recompute.FULL ? "attention" : "rms_norm";
+        String recomputedOp = mode == CompileOptions.Recompute.FULL ? "rotary_attention" : "rms_norm";
         long before = ops(kept, program).stream().filter(op -> op.equals(recomputedOp)).count();
         long after = ops(recomputed, program).stream().filter(op -> op.equals(recomputedOp)).count();
         assertTrue(after > before, "the backward recomputes each layer's " + recomputedOp + ": " + before + " vs " + after);

@@ -180,6 +180,23 @@ public final class CpuBackend implements Backend {
                         out[1].data, out[2].data, (int) q[0], (int) q[1], (int) in[1].shape[1], (int) q[2], (int) q[3],
                         n.boolAttr("causal"), (float) n.doubleAttr("scale"), in.length > 6 ? in[6].data : null, in[5].data);
             }
+            case "rotary_attention" -> {
+                // q [B, T, H*D], k and v [B, T, KV*D] -> out [B, T, H*D], lse [B, H, T]; no head-major copies
+                long[] q = in[0].shape;
+                int heads = (int) n.longAttr("heads");
+                FlashAttention.forwardTokenMajor(in[0].data, in[1].data, in[2].data, out[0].data, (int) q[0], heads,
+                        (int) n.longAttr("kv_heads"), (int) q[1], (int) q[2] / heads, n.boolAttr("causal"),
+                        (float) n.doubleAttr("scale"), segments(n, in, 3), out[1].data, rotary(n, in, 3));
+            }
+            case "rotary_attention_grad" -> {
+                // (q, k, v, out, dout, lse[, positions][, segments]) -> dq, dk, dv, token-major
+                long[] q = in[0].shape;
+                int heads = (int) n.longAttr("heads");
+                FlashAttention.backwardTokenMajor(in[0].data, in[1].data, in[2].data, in[3].data, in[4].data,
+                        out[0].data, out[1].data, out[2].data, (int) q[0], heads, (int) n.longAttr("kv_heads"),
+                        (int) q[1], (int) q[2] / heads, n.boolAttr("causal"), (float) n.doubleAttr("scale"),
+                        segments(n, in, 6), in[5].data, rotary(n, in, 6));
+            }
             case "split_heads_rope" -> {
                 // [B, T, H*D] -> [B, H, T, D], rotated
                 long[] o = out[0].shape;
@@ -280,6 +297,19 @@ public final class CpuBackend implements Backend {
             }
             default -> throw new IllegalStateException("the CPU backend has no kernel for op '" + n.op + "'");
         }
+    }
+
+    /** A rotary_attention node's rotation (null for none); its optional inputs start at {@code first}. */
+    private static FlashAttention.Rotary rotary(Node n, Tensor[] in, int first) {
+        if (!n.boolAttr("rotary")) {
+            return null;
+        }
+        return new FlashAttention.Rotary(n.doubleAttr("theta"), n.boolAttr("positions") ? in[first].data : null);
+    }
+
+    /** A rotary_attention node's segment ids, or null; they follow the positions when both are there. */
+    private static MemorySegment segments(Node n, Tensor[] in, int first) {
+        return n.boolAttr("segments") ? in[first + (n.boolAttr("positions") ? 1 : 0)].data : null;
     }
 
     /** {@code out (+)= x w^T} for a weight w [N, K] stored in float or bf16. */
