@@ -84,6 +84,23 @@ public final class CliSupport {
     }
 
     /** Parses repeated {@code --set key=value} options. */
+    /**
+     * The passes named by {@code --disable-pass}, added to the default's: each must be a Fuse pass
+     * (the others are needed for correctness), or the user is told which ones there are.
+     */
+    public static java.util.Set<String> disabledPasses(java.util.List<String> names) {
+        java.util.Set<String> off = new java.util.HashSet<>(dev.collie.compiler.passes.CompileOptions.DEFAULT.disabledPasses());
+        java.util.List<String> fuse = dev.collie.compiler.passes.PassPipeline.PASSES.stream().map(p -> p.name())
+                .filter(n -> n.startsWith("Fuse")).toList();
+        for (String d : names == null ? java.util.List.<String>of() : names) {
+            if (!fuse.contains(d)) {
+                throw new UsageError("--disable-pass " + d + ": not a Fuse pass; they are " + fuse);
+            }
+            off.add(d);
+        }
+        return off;
+    }
+
     public static Map<String, String> sets(java.util.List<String> raw) {
         Map<String, String> out = new java.util.LinkedHashMap<>();
         if (raw == null) {

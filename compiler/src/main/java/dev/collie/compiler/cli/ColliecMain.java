@@ -76,16 +76,7 @@ public final class ColliecMain implements Runnable {
 
         CompileOptions options(ResolvedModel m) {
             Object fromModel = m.train().getOrDefault("activation_checkpointing", "off");
-            java.util.Set<String> off = new java.util.HashSet<>(CompileOptions.DEFAULT.disabledPasses());
-            if (disabled != null) {
-                for (String d : disabled) {
-                    if (PassPipeline.PASSES.stream().noneMatch(p -> p.name().equals(d) && d.startsWith("Fuse"))) {
-                        throw new CliSupport.UsageError("--disable-pass " + d + ": not a Fuse pass; they are "
-                                + PassPipeline.PASSES.stream().map(p -> p.name()).filter(n -> n.startsWith("Fuse")).toList());
-                    }
-                    off.add(d);
-                }
-            }
+            java.util.Set<String> off = CliSupport.disabledPasses(disabled);
             String mode = checkpointing != null ? checkpointing : fromModel.toString();
             try {
                 // AdaLomo needs each whole gradient's statistics, so nothing may update by blocks of rows.

@@ -401,13 +401,14 @@ public final class OpRules {
     public static final long WEIGHT_UPDATE_BAND_FLOATS = 1L << 20;
 
     /**
-     * Rows of W [N, K] per band of {@code matmul_tn_update}: at most 256 and {@link #WEIGHT_UPDATE_BAND_FLOATS}
-     * / K, so that a band is still in cache when the optimizer reads it. All N at once when bands would be
-     * so small that the product of a half-height band takes SimdGemm's unpacked path (fewer than 12 rows
-     * or 512 multiply-adds), whose sums differ in the last bits from the whole product's.
+     * Rows of W [N, K] per band of {@code matmul_tn_update}: {@link #WEIGHT_UPDATE_BAND_FLOATS} / K, so that
+     * a band is still in cache when the optimizer reads it, and a weight of at most that size is one band
+     * (smaller products would only lose speed). All N at once when bands would be so small that the
+     * product of a half-height band takes SimdGemm's unpacked path (fewer than 12 rows or 512
+     * multiply-adds), whose sums differ in the last bits from the whole product's.
      */
     public static long weightUpdateBandRows(long n, long k, long tokens) {
-        long rows = Math.max(1, Math.min(HEAD_UPDATE_TILE_ROWS, WEIGHT_UPDATE_BAND_FLOATS / Math.max(1, k)));
+        long rows = Math.max(1, WEIGHT_UPDATE_BAND_FLOATS / Math.max(1, k));
         if (rows >= n || rows < 12 || rows / 2 * k * tokens < 512) {
             return n;
         }

@@ -52,6 +52,10 @@ final class Bench implements Callable<Integer> {
             description = "full (when given alone) or selective: recompute each block's forward (or its cheap ops)")
     String checkpointing;
 
+    @Option(names = "--disable-pass", paramLabel = "PASS",
+            description = "leave out a Fuse pass, to measure what it gains (as colliec's --disable-pass)")
+    List<String> disabled;
+
     @Spec
     CommandLine.Model.CommandSpec spec;
 
@@ -66,7 +70,9 @@ final class Bench implements Callable<Integer> {
         }
         try (Session s = Session.open(Session.ModelSpec.of(model, preset, Map.of()), null, 0,
                 dtype.equals("bf16") ? dev.collie.compiler.ir.DType.BF16 : dev.collie.compiler.ir.DType.F32,
-                dev.collie.compiler.passes.CompileOptions.DEFAULT.withRecompute(CollieMain.recomputeMode(checkpointing))
+                dev.collie.compiler.passes.CompileOptions.DEFAULT
+                        .withDisabled(dev.collie.compiler.cli.CliSupport.disabledPasses(disabled))
+                        .withRecompute(CollieMain.recomputeMode(checkpointing))
                         .withElementwiseUpdates(dev.collie.runtime.optim.Optimizers.elementwise(optimizer)))) {
             if (optimizer.equals("adalomo")) {
                 s.executor().setOptimizer(new dev.collie.runtime.optim.AdaLomo(s.params(), 0));
@@ -110,7 +116,7 @@ final class Bench implements Callable<Integer> {
             json.put("seq", seq);
             json.put("dtype", dtype);
             json.put("optimizer", optimizer);
-            json.put("threads", java.util.concurrent.ForkJoinPool.getCommonPoolParallelism());
+            json.put("threads", dev.collie.runtime.kernels.SimdGemm.defaultThreads());
             json.put("step_seconds", median);
             json.put("tokens_per_second", tokensPerSecond);
             json.put("tgs", tokensPerSecond);

@@ -242,21 +242,23 @@ class ProgramEquivalenceTest {
     /**
      * FuseWeightUpdate: weights updated from their gradient products a band of rows at a time get the
      * bits of the separate update of the whole gradient, for float and bf16 weights (stochastic rounding
-     * draws each element's own bits) and with weight decay. A hidden size of 600 gives the gate and up
-     * projections three bands of 200 rows.
+     * draws each element's own bits) and with weight decay. A hidden size of 16400 makes the MLP's
+     * weights (1M floats each) two bands each: the gate and up projections' of 8200 rows, the down
+     * projection's of 32.
      */
     @ParameterizedTest
     @org.junit.jupiter.params.provider.CsvSource({"F32,0", "F32,0.1", "BF16,0", "BF16,0.1"})
     void fusedWeightUpdatesGiveTheSeparateUpdatesWeights(dev.collie.compiler.ir.DType storage, double weightDecay) {
         ResolvedModel model = Compiler.resolve(Compiler.load(Path.of("..", "models", "llama.collie")), "tiny", null,
-                Map.of("hidden", "600"));
+                Map.of("hidden", "16400"));
         Plan fused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(Set.of()));
         Plan separate = Compiler.compile(model, true, null,
                 CompileOptions.DEFAULT.withDisabled(Set.of("FuseWeightUpdate")));
         assertTrue(ops(fused, "train").contains("matmul_tn_update"));
         assertFalse(ops(fused, "train").contains("matmul_tn"));
         assertFalse(ops(separate, "train").contains("matmul_tn_update"));
-        assertTrue(dev.collie.compiler.ops.OpRules.weightUpdateBandRows(600, 64, 26) < 600, "several bands");
+        assertEquals(16384, dev.collie.compiler.ops.OpRules.weightUpdateBandRows(16400, 64, 26), "two bands");
+        assertEquals(63, dev.collie.compiler.ops.OpRules.weightUpdateBandRows(64, 16400, 26), "two bands");
         Step a = step(fused, "train", 2, 13, storage, weightDecay, false);
         Step r = step(separate, "train", 2, 13, storage, weightDecay, false);
         assertEquals(r.loss, a.loss, "loss");
