@@ -391,11 +391,18 @@ public final class OpRules {
                 long rows = n.inputs.get(2).shape.dim(0).evaluate(bindings);
                 long width = n.inputs.get(2).shape.dim(1).evaluate(bindings);
                 long tokens = n.inputs.get(0).shape.leading().numel(bindings);
-                yield weightUpdateBandRows(rows, width, tokens) * width * Float.BYTES;
+                yield tokens <= WEIGHT_UPDATE_BLOCK_TOKENS ? 0 : weightUpdateBandRows(rows, width, tokens) * width * Float.BYTES;
             }
             default -> 0;
         };
     }
+
+    /**
+     * Up to this many tokens the fused weight update takes its gradient block by block straight from the
+     * GEMM's tasks (one K slice of SimdGemm, whose default KC it is) and needs no workspace; beyond, it
+     * computes bands of rows into its workspace.
+     */
+    public static final long WEIGHT_UPDATE_BLOCK_TOKENS = 512;
 
     /** Floats of a weight's gradient that the fused weight update computes and applies at a time (4 MB). */
     public static final long WEIGHT_UPDATE_BAND_FLOATS = 1L << 20;

@@ -30,10 +30,10 @@ public interface Backend {
     /**
      * Computes an op that updates a parameter in place ({@link Node#updatesParameter()}, other than
      * {@code param_update}, which the executor hands to the optimizer itself): as {@link #execute}, with
-     * the parameter's gradient going to {@code gradient} a block of rows at a time instead of to an output.
+     * the parameter's gradient going to {@code gradient} a block at a time instead of to an output.
      */
     default void executeUpdating(Node node, Tensor[] inputs, Tensor[] outputs, java.lang.foreign.MemorySegment workspace,
-                                 GradientRows gradient) {
+                                 GradientBlocks gradient) {
         throw new UnsupportedOperationException(name() + " backend has no kernel for " + node.op);
     }
 }

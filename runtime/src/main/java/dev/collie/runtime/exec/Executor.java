@@ -189,15 +189,19 @@ public final class Executor implements AutoCloseable {
         Tensor param = in[n.inputs.indexOf(p)];
         double lr = in[in.length - 1].item();
         if (optimizer.elementwise() && gradientListener == null) {
-            backend.executeUpdating(n, in, out, workspace,
-                    (firstRow, rows, grad) -> optimizer.updateRows(index, param, firstRow, rows, grad, lr));
+            backend.executeUpdating(n, in, out, workspace, (row0, rows, col0, cols, grad, offset, ld) ->
+                    optimizer.updateBlock(index, param, row0, rows, col0, cols, grad, offset, ld, lr));
             return;
         }
         Tensor whole = Tensor.allocate(param.shape, DType.F32);
         try {
-            long rowBytes = whole.data.byteSize() / param.shape[0];
-            backend.executeUpdating(n, in, out, workspace, (firstRow, rows, grad) ->
-                    MemorySegment.copy(grad, 0, whole.data, firstRow * rowBytes, rows * rowBytes));
+            long width = param.numel() / param.shape[0];
+            backend.executeUpdating(n, in, out, workspace, (row0, rows, col0, cols, grad, offset, ld) -> {
+                for (int r = 0; r < rows; r++) {
+                    MemorySegment.copy(grad, (offset + r * ld) * Float.BYTES, whole.data,
+                            ((row0 + r) * width + col0) * Float.BYTES, (long) cols * Float.BYTES);
+                }
+            });
             if (gradientListener != null) {
                 gradientListener.accept(whole, index);
             }

@@ -171,23 +171,32 @@ public final class FusedKernels {
     }
 
     /**
-     * A weight's gradient {@code dW[N, K] = dy[R, N]^T x[R, K]} handed to {@code update} a band of rows at a
-     * time ({@link OpRules#weightUpdateBandRows}), each band computed into the workspace, applied by the
-     * receiver while it is in cache, and its memory reused for the next: the kernel of
-     * {@code matmul_tn_update}. Each band is {@code dy[:, band]^T x}, a TN product with dy's row stride,
-     * whose elements are the same FMA chains as {@link SimdGemm#matmulTN}'s over the whole (the split of
-     * R alone decides them), so the bits equal the unfused product's. Bands have balanced heights, at
-     * least half the band size, so none takes the GEMM's unpacked path.
+     * A weight's gradient {@code dW[N, K] = dy[R, N]^T x[R, K]} handed to {@code update} block by block,
+     * each applied by the receiver while it is in cache: the kernel of {@code matmul_tn_update}. With R
+     * tokens within one GEMM slice ({@link SimdGemm#blocksFromKernel}, 1b and 7B at batch 1) the blocks
+     * come straight from the GEMM's tasks ({@link SimdGemm#matmulTNBlocks}), so the updates run on every
+     * thread and no workspace is needed. Otherwise bands of rows ({@link OpRules#weightUpdateBandRows})
+     * are computed into the workspace one after another, each {@code dy[:, band]^T x}, a TN product with
+     * dy's row stride. Either way each element is the FMA chain of {@link SimdGemm#matmulTN} over the
+     * whole (the split of R alone decides it), so the bits equal the unfused product's. Bands have
+     * balanced heights, at least half the band size, so none takes the GEMM's unpacked path.
      *
-     * @param workspace {@code weightUpdateBandRows(N, K, R) * K} floats
+     * @param workspace {@code weightUpdateBandRows(N, K, R) * K} floats when the product goes by bands
+     *                  (too small or null: the kernel allocates its own)
      */
-    public static void matmulTNByBands(MemorySegment dy, MemorySegment x, int R, int N, int K,
-                                       MemorySegment workspace, HeadGradientRows update) {
+    public static void weightGradientByBlocks(MemorySegment dy, MemorySegment x, int R, int N, int K,
+                                              MemorySegment workspace, SimdGemm.BlockSink update) {
+        if (SimdGemm.blocksFromKernel(R)) {
+            SimdGemm.matmulTNBlocks(dy, x, R, N, K, update);
+            return;
+        }
         int maxRows = (int) OpRules.weightUpdateBandRows(N, K, R);
         long need = (long) maxRows * K * 4;
-        if (workspace.byteSize() < need) {
-            throw new IllegalArgumentException("workspace of " + workspace.byteSize() + " bytes, the fused weight update needs "
-                    + need);
+        if (workspace == null || workspace.byteSize() < need) {
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                weightGradientByBlocks(dy, x, R, N, K, arena.allocate(need, 64), update);
+            }
+            return;
         }
         int bands = (N + maxRows - 1) / maxRows;
         for (int t = 0; t < bands; t++) {
@@ -195,7 +204,7 @@ public final class FusedKernels {
             int rows = (int) ((long) N * (t + 1) / bands) - n0;
             MemorySegment band = workspace.asSlice(0, (long) rows * K * 4);
             SimdGemm.matmulTN(dy.asSlice((long) n0 * 4), N, x, band, R, rows, K, false);
-            update.accept(n0, rows, band);
+            update.accept(n0, rows, 0, K, band, 0, K);
         }
     }
 

@@ -221,6 +221,56 @@ public final class SimdGemm {
     }
 
     /**
+     * Receives a final block of a product that has no output matrix ({@link #matmulTNBlocks}): element
+     * (i, j) of rows {@code [row0, row0 + rows)} and columns {@code [col0, col0 + cols)} is float
+     * {@code offset + (i - row0) * ld + (j - col0)} of {@code c}, the calling thread's scratch, which
+     * the next block overwrites once this call returns. Blocks of one call are disjoint and may arrive
+     * on several threads at once.
+     */
+    @FunctionalInterface
+    public interface BlockSink {
+        void accept(int row0, int rows, int col0, int cols, MemorySegment c, long offset, long ld);
+    }
+
+    /**
+     * Whether {@link #matmulTNBlocks} with {@code R} shared rows hands over blocks straight from the
+     * kernel (R within one KC slice, so a block is final as soon as it is computed) rather than
+     * computing the whole product first.
+     */
+    public static boolean blocksFromKernel(int R) {
+        return R <= KC;
+    }
+
+    /**
+     * {@code a[R,M]^T · b[R,N]} handed to {@code sink} block by block instead of written to an output:
+     * the kernel of a weight's gradient whose update is fused in (FuseWeightUpdate). With R within one
+     * KC slice ({@link #blocksFromKernel}), each task computes an MC-row block of a column panel into
+     * its own scratch and hands it over at once, while it is in cache: no [M, N] result exists, and
+     * the receiver runs on every thread. Otherwise the product goes to a temporary [M, N] matrix, handed
+     * over as one block. Element for element the arithmetic of {@link #matmulTN}, so the blocks hold its
+     * bits, whatever the thread count.
+     */
+    public static void matmulTNBlocks(MemorySegment a, MemorySegment b, int R, int M, int N, BlockSink sink) {
+        if (M < 0 || N < 0) {
+            throw new IllegalArgumentException("negative matmul size " + M + "x" + N + "x" + R);
+        }
+        check(a, (long) R * M, b, (long) R * N, b, 0, 0, R, 1);
+        long work = (long) M * N * R;
+        if (M == 0 || N == 0) {
+            return;
+        }
+        if (R == 0 || !blocksFromKernel(R) || work < SMALL_WORK || M < MR) {
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+                MemorySegment whole = arena.allocate((long) M * N * Float.BYTES, 64);
+                matmulTN(a, b, whole, R, M, N, false);
+                sink.accept(0, M, 0, N, whole, 0, N);
+            }
+            return;
+        }
+        gemm(a, 1, M, b, false, N, 1, null, M, N, R, false, defaultThreads(), null, sink);
+    }
+
+    /**
      * {@link #matmulNT(MemorySegment, MemorySegment, MemorySegment, int, int, int, boolean)}, then
      * {@code epilogue} on every block of the output as it becomes final; {@code b} in bfloat16 when
      * {@code bBf16}.
@@ -289,6 +339,16 @@ public final class SimdGemm {
     private static void gemm(MemorySegment a, long ars, long acs, MemorySegment b, boolean bf16, long brs, long bcs,
                              MemorySegment c, int M, int N, int K, boolean accumulate, int threads,
                              BlockEpilogue epilogue) {
+        gemm(a, ars, acs, b, bf16, brs, bcs, c, M, N, K, accumulate, threads, epilogue, null);
+    }
+
+    /**
+     * As above; with a {@code sink} (and no C) each block goes to the sink from per-thread scratch
+     * instead (the caller guarantees the packed path and one K slice, see {@link #matmulTNBlocks}).
+     */
+    private static void gemm(MemorySegment a, long ars, long acs, MemorySegment b, boolean bf16, long brs, long bcs,
+                             MemorySegment c, int M, int N, int K, boolean accumulate, int threads,
+                             BlockEpilogue epilogue, BlockSink sink) {
         if (M == 0 || N == 0) {
             return;
         }
@@ -336,7 +396,7 @@ public final class SimdGemm {
             ForkJoinTask.invokeAll(jobs);
             return;
         }
-        Gemm g = new Gemm(a, ars, acs, b, bf16, brs, bcs, c, M, N, K, accumulate, epilogue);
+        Gemm g = new Gemm(a, ars, acs, b, bf16, brs, bcs, c, M, N, K, accumulate, epilogue, sink);
         if (tasks == 1) {
             g.run(0, M, 0, N);
             return;
@@ -381,7 +441,8 @@ public final class SimdGemm {
 
     /** One matmul call: operands, layout and the K split, shared by its tasks. */
     private record Gemm(MemorySegment a, long ars, long acs, MemorySegment b, boolean bf16, long brs, long bcs,
-                        MemorySegment c, int M, int N, int K, boolean accumulate, BlockEpilogue epilogue) {
+                        MemorySegment c, int M, int N, int K, boolean accumulate, BlockEpilogue epilogue,
+                        BlockSink sink) {
 
         /** Computes {@code C[m0,m1) x [n0,n1)} on the calling thread. */
         void run(int m0, int m1, int n0, int n1) {
@@ -404,6 +465,16 @@ public final class SimdGemm {
                     for (int ic = m0; ic < m1; ic += MC) {
                         int mc = Math.min(MC, m1 - ic);
                         packA(a, ars, acs, ic, mc, pc, kc, kp, s.ap, s.tmp);
+                        if (sink != null) {
+                            // One K slice: the block is final once computed; [mc, nc] scratch of row stride NC.
+                            MemorySegment cs = s.blockScratch();
+                            for (int jb = 0; jb < nc; jb += NB) {
+                                macroKernel(mc, Math.min(NB, nc - jb), kp, s.ap, s.bp, jb * kp, cs,
+                                        (long) jb * Float.BYTES, (long) NC * Float.BYTES, true, s.tile);
+                            }
+                            sink.accept(ic, mc, jc, nc, cs, 0, NC);
+                            continue;
+                        }
                         for (int jb = 0; jb < nc; jb += NB) {
                             long cOff = ((long) ic * N + jc + jb) * Float.BYTES;
                             macroKernel(mc, Math.min(NB, nc - jb), kp, s.ap, s.bp, jb * kp, c, cOff, ldc,
@@ -424,6 +495,15 @@ public final class SimdGemm {
         final float[] bp = new float[NC * KC];
         final float[] tmp = new float[Math.max(NR * KC, VL * MC)];
         final float[] tile = new float[MR * NR];
+        /** An MC x NC block of C for {@link BlockSink}s, allocated on first use. */
+        private MemorySegment block;
+
+        MemorySegment blockScratch() {
+            if (block == null) {
+                block = java.lang.foreign.Arena.ofAuto().allocate((long) MC * NC * Float.BYTES, 64);
+            }
+            return block;
+        }
     }
 
     // ---------------------------------------------------------------------------------------

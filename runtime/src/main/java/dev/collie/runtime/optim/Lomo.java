@@ -33,16 +33,25 @@ public final class Lomo implements Optimizer {
     }
 
     @Override
-    public void updateRows(int index, Tensor param, long firstRow, int rows, MemorySegment grad, double lr) {
+    public void updateBlock(int index, Tensor param, long row0, int rows, long col0, int cols, MemorySegment grad,
+                            long offset, long ld, double lr) {
         long width = param.numel() / param.shape[0];
-        long first = firstRow * width;
-        long count = rows * width;
         long bytes = param.dtype.bytes;
-        Tensor slice = Tensor.view(param.data.asSlice(first * bytes, count * bytes), new long[] {rows, width},
-                param.dtype);
-        Tensor g = Tensor.view(grad.asSlice(0, count * Float.BYTES), new long[] {rows, width},
-                dev.collie.compiler.ir.DType.F32);
-        update(index, slice, g, lr, 1.0, first);
+        if (col0 == 0 && cols == width && ld == width) {
+            // Whole rows: one contiguous span.
+            long first = row0 * width;
+            long count = rows * width;
+            update(index, Tensor.view(param.data.asSlice(first * bytes, count * bytes), new long[] {count}, param.dtype),
+                    Tensor.view(grad.asSlice(offset * Float.BYTES, count * Float.BYTES), new long[] {count},
+                            dev.collie.compiler.ir.DType.F32), lr, 1.0, first);
+            return;
+        }
+        for (int r = 0; r < rows; r++) {
+            long first = (row0 + r) * width + col0;
+            update(index, Tensor.view(param.data.asSlice(first * bytes, cols * bytes), new long[] {cols}, param.dtype),
+                    Tensor.view(grad.asSlice((offset + r * ld) * Float.BYTES, (long) cols * Float.BYTES),
+                            new long[] {cols}, dev.collie.compiler.ir.DType.F32), lr, 1.0, first);
+        }
     }
 
     @Override

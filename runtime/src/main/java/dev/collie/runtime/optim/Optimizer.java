@@ -26,7 +26,7 @@ public interface Optimizer {
 
     /**
      * Whether {@link #update} treats every element on its own, from its own gradient element (LOMO):
-     * then a parameter may be updated a block of rows at a time ({@link #updateRows}), and the compiler
+     * then a parameter may be updated a block at a time ({@link #updateBlock}), and the compiler
      * may fuse an update into the op that computes the gradient, so the whole gradient never exists.
      */
     default boolean elementwise() {
@@ -34,12 +34,14 @@ public interface Optimizer {
     }
 
     /**
-     * Updates rows {@code [firstRow, firstRow + rows)} of parameter {@code index} (a matrix) from their
-     * gradient, without clipping; only for {@link #elementwise()} optimizers. Gives the bits that
-     * {@link #update} over the whole parameter gives those rows.
+     * Updates rows {@code [row0, row0 + rows)} x columns {@code [col0, col0 + cols)} of parameter
+     * {@code index} (a matrix) from their gradient (element (i, j) at float {@code offset + (i - row0) * ld
+     * + (j - col0)} of {@code grad}), without clipping; only for {@link #elementwise()} optimizers. Gives
+     * the bits that {@link #update} over the whole parameter gives those elements. Disjoint blocks may be
+     * updated from several threads at once.
      */
-    default void updateRows(int index, Tensor param, long firstRow, int rows, java.lang.foreign.MemorySegment grad,
-                            double lr) {
+    default void updateBlock(int index, Tensor param, long row0, int rows, long col0, int cols,
+                             java.lang.foreign.MemorySegment grad, long offset, long ld, double lr) {
         throw new UnsupportedOperationException(name() + " updates whole parameters only");
     }
 

@@ -125,14 +125,20 @@ class FusedKernelsTest {
     }
 
     /**
-     * matmul_tn_update's kernel hands over, band by band, exactly the bits of the whole TN product: random
-     * shapes around the band limits (1..700 rows, widths up to 5000 so that 4M-float bands hold fewer
-     * than 256 rows), every row once, in order, no sliver band.
+     * matmul_tn_update's kernel hands over, block by block, exactly the bits of the whole TN product:
+     * random shapes, with up to 40 tokens (blocks straight from the GEMM's tasks, on both threads) and
+     * with 513..700 (more than one GEMM slice: bands of rows from the workspace, widths up to 5000 so
+     * that 4M-float bands hold few rows); every element once, and no sliver band.
      */
     @Property(tries = 30)
-    void weightGradientBandsAreTheWholeProductsRows(@ForAll @IntRange(min = 1, max = 700) int n,
-                                                   @ForAll @IntRange(min = 1, max = 5000) int k,
-                                                   @ForAll @IntRange(min = 1, max = 40) int r) {
+    void weightGradientBlocksAreTheWholeProducts(@ForAll @IntRange(min = 1, max = 700) int n,
+                                                 @ForAll @IntRange(min = 1, max = 5000) int k,
+                                                 @ForAll @IntRange(min = 1, max = 40) int fewTokens,
+                                                 @ForAll boolean manyTokens) {
+        int r = manyTokens ? 512 + fewTokens * 4 : fewTokens;
+        if (manyTokens) {
+            k = 1 + k / 8;
+        }
         Random rnd = new Random(31L * n + k + 7L * r);
         float[] dy = uniform(rnd, r * n, -1, 1);
         float[] x = uniform(rnd, r * k, -1, 1);
@@ -142,16 +148,24 @@ class FusedKernelsTest {
         MemorySegment workspace = zeros((int) (band * k));
         float[] gathered = new float[n * k];
         java.util.Arrays.fill(gathered, Float.NaN);
-        long[] next = {0};
-        FusedKernels.matmulTNByBands(segment(dy), segment(x), r, n, k, workspace, (first, rows, grad) -> {
-            assertEquals(next[0], first, "bands arrive in order, each once");
-            assertEquals(true, rows <= band && (rows == n || rows >= Math.max(6, band / 2)), rows + " rows of " + band);
-            for (int i = 0; i < rows * k; i++) {
-                gathered[(int) first * k + i] = grad.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i);
-            }
-            next[0] = first + rows;
-        });
-        assertEquals(n, next[0], "every row handed over");
+        java.util.concurrent.atomic.AtomicLong handed = new java.util.concurrent.atomic.AtomicLong();
+        final int width = k;
+        FusedKernels.weightGradientByBlocks(segment(dy), segment(x), r, n, k, workspace,
+                (row0, rows, col0, cols, grad, offset, ld) -> {
+                    if (manyTokens) {
+                        assertEquals(true, col0 == 0 && cols == width && (rows == n || rows >= Math.max(6, band / 2)),
+                                "bands of whole rows, " + rows + " of " + band);
+                    }
+                    for (int i = 0; i < rows; i++) {
+                        for (int j = 0; j < cols; j++) {
+                            int at = (row0 + i) * width + col0 + j;
+                            assertEquals(true, Float.isNaN(gathered[at]), "element " + at + " handed over twice");
+                            gathered[at] = grad.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, offset + i * ld + j);
+                        }
+                    }
+                    handed.addAndGet((long) rows * cols);
+                });
+        assertEquals((long) n * k, handed.get(), "every element handed over");
         org.junit.jupiter.api.Assertions.assertArrayEquals(floats(whole, n * k), gathered, "dW");
     }
 }

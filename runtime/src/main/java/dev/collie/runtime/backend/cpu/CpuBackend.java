@@ -4,7 +4,7 @@ import dev.collie.compiler.ir.DType;
 import dev.collie.compiler.ir.Node;
 import dev.collie.compiler.ops.OpRules;
 import dev.collie.runtime.exec.Backend;
-import dev.collie.runtime.exec.GradientRows;
+import dev.collie.runtime.exec.GradientBlocks;
 import dev.collie.runtime.kernels.CpuKernels;
 import dev.collie.runtime.kernels.FlashAttention;
 import dev.collie.runtime.kernels.FusedNorms;
@@ -43,19 +43,10 @@ public final class CpuBackend implements Backend {
      * each sending W's gradient to {@code gradient} a block of rows at a time.
      */
     @Override
-    public void executeUpdating(Node n, Tensor[] in, Tensor[] out, MemorySegment workspace, GradientRows gradient) {
+    public void executeUpdating(Node n, Tensor[] in, Tensor[] out, MemorySegment workspace, GradientBlocks gradient) {
         if (n.op.equals("matmul_tn_update")) {
-            int width = (int) last(in[1]);
-            int rows = (int) last(in[0]);
-            long tokens = rows(in[0]);
-            if (workspace == null) {
-                try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
-                    long bytes = OpRules.weightUpdateBandRows(rows, width, tokens) * width * 4;
-                    executeUpdating(n, in, out, arena.allocate(bytes, 64), gradient);
-                }
-                return;
-            }
-            FusedKernels.matmulTNByBands(in[0].data, in[1].data, (int) tokens, rows, width, workspace, gradient::accept);
+            FusedKernels.weightGradientByBlocks(in[0].data, in[1].data, (int) rows(in[0]), (int) last(in[0]),
+                    (int) last(in[1]), workspace, gradient::accept);
             return;
         }
         if (!n.op.equals("linear_cross_entropy_update")) {
@@ -75,7 +66,8 @@ public final class CpuBackend implements Backend {
             return;
         }
         double loss = FusedKernels.linearCrossEntropyUpdate(h.data, in[1].data, in[1].dtype == DType.BF16, in[2].data,
-                out[1].data, (int) rows, c, vocab, n.longAttr("ignore_index"), workspace, gradient::accept);
+                out[1].data, (int) rows, c, vocab, n.longAttr("ignore_index"), workspace,
+                (firstRow, tileRows, grad) -> gradient.accept(firstRow, tileRows, 0, c, grad, 0, c));
         out[0].data.set(Tensor.F32, 0, (float) loss);
     }
 
