@@ -37,8 +37,9 @@ public final class Lomo implements Optimizer {
                             long offset, long ld, double lr) {
         long width = param.numel() / param.shape[0];
         long bytes = param.dtype.bytes;
-        if (col0 == 0 && cols == width && ld == width) {
-            // Whole rows: one contiguous span.
+        if (col0 == 0 && cols == width && ld == width && (long) rows * cols <= 1 << 16) {
+            // Whole rows, few enough for one serial kernel call: one contiguous span. (Blocks arrive
+            // from the GEMM's tasks, already in parallel; a longer span would fork again inside them.)
             long first = row0 * width;
             long count = rows * width;
             update(index, Tensor.view(param.data.asSlice(first * bytes, count * bytes), new long[] {count}, param.dtype),

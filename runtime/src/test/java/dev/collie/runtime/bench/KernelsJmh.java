@@ -49,7 +49,7 @@ public class KernelsJmh {
     static final int B = 8, T = 256, C = 288, H = 6, D = 48, HIDDEN = 768, V = 32000;
 
     private Arena arena;
-    private MemorySegment x, w, y, q, k, v, o, dq, dk, dv, lse, rot, targets, h, wHead, dh, dwHead;
+    private MemorySegment x, w, y, q, k, v, o, dq, dk, dv, lse, rot, targets, h, wHead, dh, dwHead, xk, xv, xo;
 
     private MemorySegment random(long floats, SplittableRandom rng) {
         MemorySegment s = arena.allocate(floats * 4, 64);
@@ -74,6 +74,9 @@ public class KernelsJmh {
         dk = random((long) B * H * T * D, rng);
         dv = random((long) B * H * T * D, rng);
         rot = random((long) B * H * T * D, rng);
+        xk = random((long) B * T * C, rng);
+        xv = random((long) B * T * C, rng);
+        xo = random((long) B * T * C, rng);
         lse = arena.allocate((long) B * H * T * Float.BYTES, 64);
         FlashAttention.forward(q, k, v, dq, B, H, H, T, D, true, 0.144f, null, lse);
         h = random((long) 512 * C, rng);
@@ -257,6 +260,24 @@ public class KernelsJmh {
         FusedNorms.rmsNormBackward(x, normW, normOut, dq, dNormW, B * T, C, 1e-5f);
     }
 
+    /**
+     * The attention of a training step as FuseRotaryAttention leaves it: q, k, v read token-major
+     * ([B, T, H*D], here the x-sized buffers), q and k rotated as the tiles load, the output written
+     * token-major. Compare with ropeSplitHeadsFused (x2 for q and k) + a split of v + attentionForwardFlash.
+     */
+    @Benchmark
+    public void rotaryAttentionForwardTokenMajor() {
+        FlashAttention.forwardTokenMajor(x, xk, xv, xo, B, H, H, T, D, true, 0.144f, null, lse,
+                new FlashAttention.Rotary(10000.0, null));
+    }
+
+    /** Its backward: dq and dk rotated back and dv written token-major, with the forward's lse. */
+    @Benchmark
+    public void rotaryAttentionBackwardTokenMajor() {
+        FlashAttention.backwardTokenMajor(x, xk, xv, xo, xo, dq, dk, dv, B, H, H, T, D, true, 0.144f, null, lse,
+                new FlashAttention.Rotary(10000.0, null));
+    }
+
     @Benchmark
     public void ropeSplitHeadsFused() {
         FusedRope.rope(x, true, rot, false, B, H, T, D, 10000.0, false, null);
@@ -298,7 +319,7 @@ public class KernelsJmh {
     public static class Mlp1b {
         static final int M = 256, K = 2048, N = 5632;
         Arena arena;
-        MemorySegment x, wF32, wBf16, dy, out, dx;
+        MemorySegment x, wF32, wBf16, dy, out, dx, grad;
 
         @Setup(Level.Trial)
         public void setUp() {
@@ -310,6 +331,7 @@ public class KernelsJmh {
             wBf16 = arena.allocate((long) N * K * 2, 64);
             out = arena.allocate((long) M * N * 4, 64);
             dx = arena.allocate((long) M * K * 4, 64);
+            grad = arena.allocate((long) N * K * 4, 64);
             for (long i = 0; i < (long) M * K; i++) {
                 x.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rng.nextDouble(-1, 1));
             }
@@ -348,5 +370,28 @@ public class KernelsJmh {
     @Benchmark
     public void linearInputGrad1bBf16Weights(Mlp1b s) {
         SimdGemm.matmulNNBf16(s.dy, s.wBf16, s.dx, Mlp1b.M, Mlp1b.K, Mlp1b.N, false);
+    }
+
+    /**
+     * The up projection's weight gradient with its LOMO update, separate (the [5632, 2048] gradient
+     * written, then read back by the update) and fused as FuseWeightUpdate runs it (each block updated
+     * by the GEMM task that computed it, while in cache). The weight is out, used as [N, K] here.
+     */
+    @Benchmark
+    public void weightGradientThenUpdate1b(Mlp1b s) {
+        SimdGemm.matmulTN(s.dy, s.x, s.grad, Mlp1b.M, Mlp1b.N, Mlp1b.K, false);
+        dev.collie.runtime.optim.OptimizerKernels.lomoUpdate(s.wF32, s.grad, (long) Mlp1b.N * Mlp1b.K, 1e-9f, 1f, 0f);
+    }
+
+    @Benchmark
+    public void weightGradientBlocksUpdated1b(Mlp1b s) {
+        dev.collie.runtime.kernels.FusedKernels.weightGradientByBlocks(s.dy, s.x, Mlp1b.M, Mlp1b.N, Mlp1b.K, null,
+                (row0, rows, col0, cols, g, offset, ld) -> {
+                    for (int r = 0; r < rows; r++) {
+                        dev.collie.runtime.optim.OptimizerKernels.lomoUpdate(
+                                s.wF32.asSlice(((long) (row0 + r) * Mlp1b.K + col0) * 4, cols * 4L),
+                                g.asSlice((offset + r * ld) * 4, cols * 4L), cols, 1e-9f, 1f, 0f);
+                    }
+                });
     }
 }
