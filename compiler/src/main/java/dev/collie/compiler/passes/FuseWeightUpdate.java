@@ -8,14 +8,15 @@ import java.util.Map;
 
 /**
  * Fuses each weight's gradient product into its in-place update: {@code matmul_tn(dy, x)} whose only
- * reader is {@code param_update(W, dW, lr)} becomes {@code matmul_tn_update(dy, x, W, lr)}, which
- * computes W's gradient a band of rows at a time ({@code dW[band] = dy[:, band]^T x}) and hands each band
- * to the optimizer while it is still in cache. No [N, K] gradient exists: the step neither writes nor
- * reads it back from memory (at 1b, 4.4 GB of traffic a step at batch 1), and the planned peak loses the
- * largest weight gradient (46 MB at 1b, 180 MB at 7B).
+ * reader is {@code param_update(W, dW, lr)} becomes {@code matmul_tn_update(dy, x, W, lr)}. Its kernel
+ * hands W's gradient to the optimizer block by block while each block is in cache: straight from the
+ * GEMM's tasks when the tokens fit one GEMM slice (then the updates run on every thread), else a band
+ * of rows at a time from its workspace ({@code dW[band] = dy[:, band]^T x}). No [N, K] gradient exists:
+ * the step neither writes nor reads one back from memory, and the planned peak loses the largest weight
+ * gradient (46 MB at 1b, 180 MB at 7B).
  *
  * <p>Why it is sound: an elementwise optimizer updates each element from its own gradient alone, so
- * updating by bands equals updating at once, and each band's elements are the same FMA chains as the
+ * updating by blocks equals updating at once, and each block's elements are the same FMA chains as the
  * whole product's (SimdGemm's result depends on the shared dimension's split alone). The fused node
  * goes right after the later of the product and W's last other reader, the earliest point where W may
  * change; ScheduleInPlaceUpdates keeps it there as it does the update.
