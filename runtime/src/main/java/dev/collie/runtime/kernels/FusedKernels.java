@@ -193,7 +193,7 @@ public final class FusedKernels {
         int maxRows = (int) OpRules.weightUpdateBandRows(N, K, R);
         long need = (long) maxRows * K * 4;
         if (workspace == null || workspace.byteSize() < need) {
-            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
                 weightGradientByBlocks(dy, x, R, N, K, arena.allocate(need, 64), update);
             }
             return;

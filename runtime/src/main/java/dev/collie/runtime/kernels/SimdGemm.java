@@ -260,7 +260,7 @@ public final class SimdGemm {
             return;
         }
         if (R == 0 || !blocksFromKernel(R) || work < SMALL_WORK || M < MR) {
-            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofConfined()) {
+            try (java.lang.foreign.Arena arena = java.lang.foreign.Arena.ofShared()) {
                 MemorySegment whole = arena.allocate((long) M * N * Float.BYTES, 64);
                 matmulTN(a, b, whole, R, M, N, false);
                 sink.accept(0, M, 0, N, whole, 0, N);

@@ -152,19 +152,50 @@ public final class OptimizerKernels {
         requireFloats(p, n, "p");
         requireFloats(g, n, "g");
         final float step = lr * scale;
-        if (weightDecay > 0f) {
-            // Decay factor is formed in double like Python's `1.0 - lr * wd`, then rounded once,
-            // as torch does when it multiplies a float32 tensor by a Python float.
-            final float decay = (float) (1.0 - (double) lr * weightDecay);
-            for (long i = 0; i < n; i++) {
-                long off = i * Float.BYTES;
-                p.set(F32, off, p.get(F32, off) * decay - step * g.get(F32, off));
+        // Decay factor is formed in double like Python's `1.0 - lr * wd`, then rounded once,
+        // as torch does when it multiplies a float32 tensor by a Python float.
+        final float decay = weightDecay > 0f ? (float) (1.0 - (double) lr * weightDecay) : 1f;
+        final boolean decays = weightDecay > 0f;
+        // Vector lanes over fixed chunks, in parallel when there are several (a whole weight's update
+        // was one thread's scalar loop, while the other core idled); each product and difference is
+        // rounded on its own as in the scalar loop, so the bits are the same.
+        forChunks(n, (from, to) -> {
+            long i = from;
+            long vend = from + ((to - from) / FLOATS.length()) * FLOATS.length();
+            FloatVector stepV = FloatVector.broadcast(FLOATS, step);
+            FloatVector decayV = FloatVector.broadcast(FLOATS, decay);
+            for (; i < vend; i += FLOATS.length()) {
+                FloatVector w = FloatVector.fromMemorySegment(FLOATS, p, i * Float.BYTES, ByteOrder.LITTLE_ENDIAN);
+                FloatVector gi = FloatVector.fromMemorySegment(FLOATS, g, i * Float.BYTES, ByteOrder.LITTLE_ENDIAN);
+                (decays ? w.mul(decayV) : w).sub(gi.mul(stepV))
+                        .intoMemorySegment(p, i * Float.BYTES, ByteOrder.LITTLE_ENDIAN);
             }
-        } else {
-            for (long i = 0; i < n; i++) {
-                long off = i * Float.BYTES;
-                p.set(F32, off, p.get(F32, off) - step * g.get(F32, off));
-            }
+            updateRange(p, g, i, to, step, decay, decays);
+        });
+    }
+
+    /**
+     * The scalar definition of {@link #lomoUpdate}, single-threaded: the reference its tests compare
+     * against, and the loop the vector kernel runs on the tail of each chunk.
+     */
+    public static void lomoUpdateScalar(MemorySegment p, MemorySegment g, long n, float lr, float scale,
+                                        float weightDecay) {
+        if (n < 0) {
+            throw new IllegalArgumentException("n must be >= 0, got " + n);
+        }
+        requireFloats(p, n, "p");
+        requireFloats(g, n, "g");
+        final float step = lr * scale;
+        final float decay = weightDecay > 0f ? (float) (1.0 - (double) lr * weightDecay) : 1f;
+        updateRange(p, g, 0, n, step, decay, weightDecay > 0f);
+    }
+
+    private static void updateRange(MemorySegment p, MemorySegment g, long from, long to, float step, float decay,
+                                    boolean decays) {
+        for (long i = from; i < to; i++) {
+            long off = i * Float.BYTES;
+            p.set(F32, off, decays ? p.get(F32, off) * decay - step * g.get(F32, off)
+                    : p.get(F32, off) - step * g.get(F32, off));
         }
     }
 

@@ -77,4 +77,34 @@ class LomoTest {
         }
         return s;
     }
+
+    /**
+     * The vector kernel (parallel chunks of 64K elements) against its scalar definition, bit for bit:
+     * lengths that are not multiples of the vector width, several chunks, unaligned segments, with and
+     * without weight decay.
+     */
+    @ParameterizedTest
+    @ValueSource(ints = {0, 1, 5, 17, 1003, 65536, 65539, 200_003})
+    void vectorUpdateIsTheScalarDefinition(int n) {
+        Random rnd = new Random(n + 11);
+        float[] p = new float[n];
+        float[] g = new float[n];
+        for (int i = 0; i < n; i++) {
+            p[i] = (float) rnd.nextGaussian();
+            g[i] = (float) (rnd.nextGaussian() * Math.exp(rnd.nextGaussian() * 3));
+        }
+        for (float wd : new float[] {0f, 0.1f}) {
+            try (Arena arena = Arena.ofShared()) {
+                MemorySegment vector = unalignedCopy(arena, p);
+                MemorySegment scalar = unalignedCopy(arena, p);
+                MemorySegment gs = unalignedCopy(arena, g);
+                OptimizerKernels.lomoUpdate(vector, gs, n, 3.7e-3f, 0.8123457f, wd);
+                OptimizerKernels.lomoUpdateScalar(scalar, gs, n, 3.7e-3f, 0.8123457f, wd);
+                for (int i = 0; i < n; i++) {
+                    assertEquals(Float.floatToRawIntBits(scalar.getAtIndex(Segs.F32, i)),
+                            Float.floatToRawIntBits(vector.getAtIndex(Segs.F32, i)), "wd=" + wd + " element " + i);
+                }
+            }
+        }
+    }
 }
