@@ -26,7 +26,7 @@ import java.util.Map;
  * Assumes: runs after DifferentiateGraph and InsertNormClipping (a clipped update, whose dW also
  * feeds the norm, does not match) and before ScheduleInPlaceUpdates.
  */
-public final class FuseHeadUpdate implements Pass {
+public final class FuseHeadUpdate extends OptionsPass {
 
     @Override
     public String name() {
@@ -34,18 +34,8 @@ public final class FuseHeadUpdate implements Pass {
     }
 
     @Override
-    public boolean appliesTo(ProgramKind kind) {
-        return false;
-    }
-
-    @Override
     public boolean appliesTo(ProgramKind kind, CompileOptions options) {
         return kind.trains() && options.elementwiseUpdates();
-    }
-
-    @Override
-    public void run(Graph g, ProgramKind kind) {
-        throw new IllegalStateException("FuseHeadUpdate needs its options");
     }
 
     @Override

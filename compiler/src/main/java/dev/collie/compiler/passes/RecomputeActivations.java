@@ -26,16 +26,11 @@ import java.util.Set;
  * then keeps every update after the clones that read its parameter); nodes carry the scope GraphBuilder
  * gave them; forward kernels are deterministic, so recomputed values equal the originals bit for bit.
  */
-public final class RecomputeActivations implements Pass {
+public final class RecomputeActivations extends OptionsPass {
 
     @Override
     public String name() {
         return "RecomputeActivations";
-    }
-
-    @Override
-    public boolean appliesTo(ProgramKind kind) {
-        return false;
     }
 
     @Override
@@ -48,11 +43,6 @@ public final class RecomputeActivations implements Pass {
             "rotary_attention", "linear_cross_entropy", "linear_cross_entropy_update");
 
     private boolean selective;
-
-    @Override
-    public void run(Graph g, ProgramKind kind) {
-        throw new IllegalStateException("RecomputeActivations needs its options");
-    }
 
     @Override
     public void run(Graph g, ProgramKind kind, CompileOptions options) {

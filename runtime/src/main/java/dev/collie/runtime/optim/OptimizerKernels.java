@@ -146,11 +146,7 @@ public final class OptimizerKernels {
      */
     public static void lomoUpdate(
             MemorySegment p, MemorySegment g, long n, float lr, float scale, float weightDecay) {
-        if (n < 0) {
-            throw new IllegalArgumentException("n must be >= 0, got " + n);
-        }
-        requireFloats(p, n, "p");
-        requireFloats(g, n, "g");
+        requireFloatUpdate(p, g, n);
         final float step = lr * scale;
         // Decay factor is formed in double like Python's `1.0 - lr * wd`, then rounded once,
         // as torch does when it multiplies a float32 tensor by a Python float.
@@ -180,11 +176,7 @@ public final class OptimizerKernels {
      */
     public static void lomoUpdateScalar(MemorySegment p, MemorySegment g, long n, float lr, float scale,
                                         float weightDecay) {
-        if (n < 0) {
-            throw new IllegalArgumentException("n must be >= 0, got " + n);
-        }
-        requireFloats(p, n, "p");
-        requireFloats(g, n, "g");
+        requireFloatUpdate(p, g, n);
         final float step = lr * scale;
         final float decay = weightDecay > 0f ? (float) (1.0 - (double) lr * weightDecay) : 1f;
         updateRange(p, g, 0, n, step, decay, weightDecay > 0f);
@@ -259,6 +251,14 @@ public final class OptimizerKernels {
             p.setAtIndex(BF16, i, dev.collie.runtime.checkpoint.Bf16.f32ToBf16Stochastic(updated,
                     dev.collie.runtime.tensor.Bf16Tensors.randomBits(seed, i)));
         }
+    }
+
+    private static void requireFloatUpdate(MemorySegment p, MemorySegment g, long n) {
+        if (n < 0) {
+            throw new IllegalArgumentException("n must be >= 0, got " + n);
+        }
+        requireFloats(p, n, "p");
+        requireFloats(g, n, "g");
     }
 
     private static void requireBf16Update(MemorySegment p, MemorySegment g, long n) {
