@@ -196,6 +196,19 @@ class CliEndToEndTest {
     }
 
     @Test
+    void benchLeavesOutTheFusionsItIsToldToAndRejectsOtherPasses() throws Exception {
+        Result r = collie("bench", "../models/llama.collie", "--preset", "tiny", "--batch-size", "2", "--seq-len", "16",
+                "--steps", "1", "--warmup", "0", "--disable-pass", "FuseWeightUpdate", "--disable-pass", "FuseRotaryAttention");
+        assertEquals(0, r.code(), r.err());
+        assertTrue(new ObjectMapper().readTree(r.out()).get("tokens_per_second").asDouble() > 0, r.out());
+        Result bad = collie("bench", "../models/llama.collie", "--preset", "tiny", "--steps", "1", "--disable-pass",
+                "ScheduleInPlaceUpdates");
+        assertEquals(2, bad.code(), bad.err());
+        assertTrue(bad.err().contains("--disable-pass ScheduleInPlaceUpdates: not a Fuse pass; they are [FuseHeadCrossEntropy"),
+                bad.err());
+    }
+
+    @Test
     void explainPrintsTheIrAfterEachPassAndGraphDrawsDot() {
         Result e = colliec("explain", "../models/llama.collie", "--preset", "tiny");
         assertEquals(0, e.code(), e.err());
