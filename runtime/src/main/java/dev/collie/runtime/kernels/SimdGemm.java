@@ -619,7 +619,22 @@ public final class SimdGemm {
     static void packBBf16(MemorySegment b, long brs, long bcs, int pc, int kc, int kp, int jc,
                           int nc, float[] bp, float[] tmp) {
         if (bcs == 1) {
-            for (int jp = 0; jp < nc; jp += NR) {
+            // Two micro-panels per walk down the k rows: their 2·NR bf16 (64 bytes with AVX2) share the
+            // rows' cache lines, which one panel at a time read twice, the second time after the
+            // walk down kc rows (4 KiB apart at N = 2048, all in one L1 set) had evicted them.
+            int pairs = nc / (2 * NR) * (2 * NR);
+            for (int jp = 0; jp < pairs; jp += 2 * NR) {
+                for (int k = 0; k < kc; k++) {
+                    long src = (pc + k) * brs + jc + jp;
+                    int d0 = jp * kp + k * NR;
+                    int d1 = d0 + NR * kp;
+                    for (int v = 0; v < NR; v += VL) {
+                        widenInto(b, src + v, bp, d0 + v);
+                        widenInto(b, src + NR + v, bp, d1 + v);
+                    }
+                }
+            }
+            for (int jp = pairs; jp < nc; jp += NR) {
                 int nr = Math.min(NR, nc - jp);
                 for (int k = 0; k < kc; k++) {
                     long src = (pc + k) * brs + jc + jp;
