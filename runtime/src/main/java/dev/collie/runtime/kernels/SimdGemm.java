@@ -114,6 +114,18 @@ public final class SimdGemm {
 
     private static final ThreadLocal<Scratch> SCRATCH = ThreadLocal.withInitial(Scratch::new);
 
+    /**
+     * Lane of column j in a micro-panel row packed from bf16 rows (NN, {@link #packBBf16}): even columns
+     * in the first VL lanes, odd ones in the rest.
+     */
+    static final int[] EVEN_ODD = new int[NR];
+
+    static {
+        for (int j = 0; j < NR; j++) {
+            EVEN_ODD[j] = j % 2 == 0 ? j / 2 : VL + j / 2;
+        }
+    }
+
     private SimdGemm() {
     }
 
@@ -451,6 +463,8 @@ public final class SimdGemm {
             // 288 = 2 x 144 beats 256 + 32, whose thin slice pays a full output update.
             int kcStep = ceilDiv(K, ceilDiv(K, KC));
             long ldc = (long) N * Float.BYTES;
+            // bf16 rows are packed with their columns in even/odd lane order (packBBf16)
+            boolean evenOdd = bf16 && bcs == 1;
             for (int jc = n0; jc < n1; jc += NC) {
                 int nc = Math.min(NC, n1 - jc);
                 for (int pc = 0; pc < K; pc += kcStep) {
@@ -470,7 +484,7 @@ public final class SimdGemm {
                             MemorySegment cs = s.blockScratch();
                             for (int jb = 0; jb < nc; jb += NB) {
                                 macroKernel(mc, Math.min(NB, nc - jb), kp, s.ap, s.bp, jb * kp, cs,
-                                        (long) jb * Float.BYTES, (long) NC * Float.BYTES, true, s.tile);
+                                        (long) jb * Float.BYTES, (long) NC * Float.BYTES, true, s.tile, evenOdd);
                             }
                             sink.accept(ic, mc, jc, nc, cs, 0, NC);
                             continue;
@@ -478,7 +492,7 @@ public final class SimdGemm {
                         for (int jb = 0; jb < nc; jb += NB) {
                             long cOff = ((long) ic * N + jc + jb) * Float.BYTES;
                             macroKernel(mc, Math.min(NB, nc - jb), kp, s.ap, s.bp, jb * kp, c, cOff, ldc,
-                                    overwrite, s.tile);
+                                    overwrite, s.tile, evenOdd);
                             if (epilogue != null && pc + kc == K) {
                                 epilogue.apply(ic, mc, jc + jb, Math.min(NB, nc - jb));
                             }
@@ -619,37 +633,36 @@ public final class SimdGemm {
     static void packBBf16(MemorySegment b, long brs, long bcs, int pc, int kc, int kp, int jc,
                           int nc, float[] bp, float[] tmp) {
         if (bcs == 1) {
-            // Two micro-panels per walk down the k rows: their 2·NR bf16 (64 bytes with AVX2) share the
-            // rows' cache lines, which one panel at a time read twice, the second time after the
-            // walk down kc rows (4 KiB apart at N = 2048, all in one L1 set) had evicted them.
-            int pairs = nc / (2 * NR) * (2 * NR);
-            for (int jp = 0; jp < pairs; jp += 2 * NR) {
+            // Rows contiguous in j (NN). Each int of a row holds two bf16 columns, 2c in its low half and
+            // 2c + 1 in its high half, so widening is a shift (the even column) and a mask (the odd one):
+            // no lane conversion, which ran at a third of a float copy's speed. A micro-panel row keeps
+            // the even columns in its first VL lanes and the odd ones in the rest (EVEN_ODD); storeTile
+            // puts them back in order. Two micro-panels go down the k rows together, so each 64-byte
+            // line of a row is read once.
+            // (The two halves are the first and second short in memory on a little-endian machine.)
+            int full = BO == ByteOrder.LITTLE_ENDIAN ? nc / NR * NR : 0;
+            int pairs = Math.min(full, nc / (2 * NR) * (2 * NR));
+            for (int jp = 0; jp < full; jp += jp < pairs ? 2 * NR : NR) {
+                int panels = jp < pairs ? 2 : 1;
                 for (int k = 0; k < kc; k++) {
                     long src = (pc + k) * brs + jc + jp;
-                    int d0 = jp * kp + k * NR;
-                    int d1 = d0 + NR * kp;
-                    for (int v = 0; v < NR; v += VL) {
-                        widenInto(b, src + v, bp, d0 + v);
-                        widenInto(b, src + NR + v, bp, d1 + v);
+                    for (int q = 0; q < panels; q++) {
+                        int d = (jp + q * NR) * kp + k * NR;
+                        IntVector two = IntVector.fromMemorySegment(I, b, (src + (long) q * NR) * 2, BO);
+                        two.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(bp, d);
+                        two.lanewise(VectorOperators.AND, 0xFFFF0000).reinterpretAsFloats().intoArray(bp, d + VL);
                     }
                 }
             }
-            for (int jp = pairs; jp < nc; jp += NR) {
+            // The rest (a last, partial micro-panel) element by element, in the same lane order.
+            for (int jp = full; jp < nc; jp += NR) {
                 int nr = Math.min(NR, nc - jp);
                 for (int k = 0; k < kc; k++) {
                     long src = (pc + k) * brs + jc + jp;
                     int d = jp * kp + k * NR;
-                    int j = 0;
-                    if (nr == NR) {
-                        for (; j < NR; j += VL) {
-                            widenInto(b, src + j, bp, d + j);
-                        }
-                    }
-                    for (; j < nr; j++) {
-                        bp[d + j] = Float.intBitsToFloat(b.getAtIndex(BF16, src + j) << 16);
-                    }
-                    for (; j < NR; j++) {
-                        bp[d + j] = 0f;
+                    Arrays.fill(bp, d, d + NR, 0f);
+                    for (int col = 0; col < nr; col++) {
+                        bp[d + EVEN_ODD[col]] = Float.intBitsToFloat(b.getAtIndex(BF16, src + col) << 16);
                     }
                 }
             }
@@ -719,13 +732,13 @@ public final class SimdGemm {
      * A micro-panel at a time across all of B's micro-panels (see the class comment for why).
      */
     static void macroKernel(int mc, int nc, int kp, float[] ap, float[] bp, int bi, MemorySegment c,
-                            long cOff, long ldc, boolean overwrite, float[] tile) {
+                            long cOff, long ldc, boolean overwrite, float[] tile, boolean evenOdd) {
         for (int ir = 0; ir < mc; ir += MR) {
             int mr = Math.min(MR, mc - ir);
             for (int jr = 0; jr < nc; jr += NR) {
                 int nr = Math.min(NR, nc - jr);
                 microKernel(kp, ap, ir * LDA, bp, bi + jr * kp, tile);
-                storeTile(tile, c, cOff + ir * ldc + (long) jr * Float.BYTES, ldc, mr, nr, overwrite);
+                storeTile(tile, c, cOff + ir * ldc + (long) jr * Float.BYTES, ldc, mr, nr, overwrite, evenOdd);
             }
         }
     }
@@ -841,13 +854,16 @@ public final class SimdGemm {
      * vectors for full tiles, scalars for the ragged edge.
      */
     private static void storeTile(float[] tile, MemorySegment c, long co, long ldc, int mr, int nr,
-                                  boolean overwrite) {
+                                  boolean overwrite, boolean evenOdd) {
         if (mr == MR && nr == NR) {
             long v1 = (long) VL * Float.BYTES;
             for (int r = 0; r < MR; r++) {
                 long o = co + r * ldc;
-                FloatVector t0 = FloatVector.fromArray(F, tile, r * NR);
-                FloatVector t1 = FloatVector.fromArray(F, tile, r * NR + VL);
+                // columns back in order from an even/odd tile: a gather within the (L1) tile
+                FloatVector t0 = evenOdd ? FloatVector.fromArray(F, tile, r * NR, EVEN_ODD, 0)
+                        : FloatVector.fromArray(F, tile, r * NR);
+                FloatVector t1 = evenOdd ? FloatVector.fromArray(F, tile, r * NR, EVEN_ODD, VL)
+                        : FloatVector.fromArray(F, tile, r * NR + VL);
                 if (!overwrite) {
                     t0 = t0.add(FloatVector.fromMemorySegment(F, c, o, BO));
                     t1 = t1.add(FloatVector.fromMemorySegment(F, c, o + v1, BO));
@@ -861,7 +877,7 @@ public final class SimdGemm {
             long row = co + r * ldc;
             for (int j = 0; j < nr; j++) {
                 long o = row + (long) j * Float.BYTES;
-                float t = tile[r * NR + j];
+                float t = tile[r * NR + (evenOdd ? EVEN_ODD[j] : j)];
                 c.set(F32, o, overwrite ? t : c.get(F32, o) + t);
             }
         }
