@@ -148,9 +148,7 @@ public final class OptimizerKernels {
             MemorySegment p, MemorySegment g, long n, float lr, float scale, float weightDecay) {
         requireFloatUpdate(p, g, n);
         final float step = lr * scale;
-        // Decay factor is formed in double like Python's `1.0 - lr * wd`, then rounded once,
-        // as torch does when it multiplies a float32 tensor by a Python float.
-        final float decay = weightDecay > 0f ? (float) (1.0 - (double) lr * weightDecay) : 1f;
+        final float decay = decayFactor(lr, weightDecay);
         final boolean decays = weightDecay > 0f;
         // Vector lanes over fixed chunks, in parallel when there are several (a whole weight's update
         // was one thread's scalar loop, while the other core idled); each product and difference is
@@ -178,7 +176,7 @@ public final class OptimizerKernels {
                                         float weightDecay) {
         requireFloatUpdate(p, g, n);
         final float step = lr * scale;
-        final float decay = weightDecay > 0f ? (float) (1.0 - (double) lr * weightDecay) : 1f;
+        final float decay = decayFactor(lr, weightDecay);
         updateRange(p, g, 0, n, step, decay, weightDecay > 0f);
     }
 
@@ -209,7 +207,7 @@ public final class OptimizerKernels {
                                       float weightDecay, int seed) {
         requireBf16Update(p, g, n);
         final float step = lr * scale;
-        final float decay = weightDecay > 0f ? (float) (1.0 - (double) lr * weightDecay) : 1f;
+        final float decay = decayFactor(lr, weightDecay);
         final boolean decays = weightDecay > 0f;
         forChunks(n, (from, to) -> {
             long i = from;
@@ -239,7 +237,7 @@ public final class OptimizerKernels {
                                             float weightDecay, int seed) {
         requireBf16Update(p, g, n);
         final float step = lr * scale;
-        final float decay = weightDecay > 0f ? (float) (1.0 - (double) lr * weightDecay) : 1f;
+        final float decay = decayFactor(lr, weightDecay);
         updateBf16Range(p, g, 0, n, step, decay, weightDecay > 0f, seed);
     }
 
@@ -251,6 +249,14 @@ public final class OptimizerKernels {
             p.setAtIndex(BF16, i, dev.collie.runtime.checkpoint.Bf16.f32ToBf16Stochastic(updated,
                     dev.collie.runtime.tensor.Bf16Tensors.randomBits(seed, i)));
         }
+    }
+
+    /**
+     * LOMO's weight-decay factor, 1 without decay: formed in double like Python's {@code 1.0 - lr * wd},
+     * then rounded once, as torch does when it multiplies a float32 tensor by a Python float.
+     */
+    private static float decayFactor(float lr, float weightDecay) {
+        return weightDecay > 0f ? (float) (1.0 - (double) lr * weightDecay) : 1f;
     }
 
     private static void requireFloatUpdate(MemorySegment p, MemorySegment g, long n) {
