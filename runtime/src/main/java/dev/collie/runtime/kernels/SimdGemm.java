@@ -37,6 +37,13 @@ import jdk.incubator.vector.VectorSpecies;
  * cost about a fifth of the time at 1024³ (profiled). Streaming B's micro-panels from L2 instead
  * of L1 costs little: the kernel needs 64 bytes of B per 12 FMAs.
  *
+ * <p>Few rows (a training step's tokens, against a weight larger than the cache): the weight is
+ * then nearly all the packing, and in the NT layout (forward, {@code x · W^T}) packing it as B is a
+ * transposing gather. Such products are computed as {@code out^T = W · x^T} instead, the weight
+ * packed as A by row copies and the output stored transposed from a scratch block
+ * ({@link #swapsOperands}); in the NN layout B's rows are read a few at a time end to end
+ * ({@link #PACK_ROWS}). Together 4-12% on a 1b training step (paired runs).
+ *
  * <p>Determinism: the output is cut into rectangles, one ForkJoin task each, and every element is
  * computed by exactly one task. An element's value depends only on K's split into KC slices (a
  * function of K alone): inside a slice it is one FMA chain in k order, slices are added to the
@@ -104,6 +111,12 @@ public final class SimdGemm {
     static final long SMALL_WORK = Long.getLong("collie.gemm.small", 512);
     /** Below this many multiply-adds one thread is faster than forking (~50 µs of work). */
     static final long PARALLEL_WORK = Long.getLong("collie.gemm.parallel", 1L << 21);
+    /** Rows of B packed together in the NN layout ({@link #packB}). */
+    static final int PACK_ROWS = Integer.getInteger("collie.gemm.packRows", 4);
+    /** Products of at most this many rows swap their operands' roles ({@link #swapsOperands}). */
+    static final int SWAP_ROWS = Integer.getInteger("collie.gemm.swapRows", 512);
+    /** The most floats of a swapped product's packed activation one task keeps (4 MiB). */
+    static final long SWAP_PACKED_FLOATS = 1L << 20;
 
     /**
      * Whether to keep C2 from hoisting the kernel's broadcast loads (see {@link #microKernel}).
@@ -319,6 +332,17 @@ public final class SimdGemm {
     }
 
     /**
+     * {@link #matmulNT(MemorySegment, MemorySegment, boolean, MemorySegment, int, int, int, boolean, BlockEpilogue)}
+     * with the operands' roles kept whatever the shape ({@link #swapsOperands}): the reference the
+     * swapped path is tested against, bit for bit.
+     */
+    static void matmulNTUnswapped(MemorySegment a, MemorySegment b, boolean bBf16, MemorySegment out,
+                                  int M, int N, int K, boolean accumulate, int threads) {
+        check(a, (long) M * K, out, 0, out, M, N, K, threads);
+        gemm(a, K, 1, b, bBf16, 1, K, out, M, N, K, accumulate, threads, null, null, false);
+    }
+
+    /**
      * Threads used by the overloads without a count: the parallelism of the pool the caller runs
      * in; a caller outside any pool also runs tasks itself while it waits for the common pool.
      */
@@ -361,6 +385,13 @@ public final class SimdGemm {
     private static void gemm(MemorySegment a, long ars, long acs, MemorySegment b, boolean bf16, long brs, long bcs,
                              MemorySegment c, int M, int N, int K, boolean accumulate, int threads,
                              BlockEpilogue epilogue, BlockSink sink) {
+        gemm(a, ars, acs, b, bf16, brs, bcs, c, M, N, K, accumulate, threads, epilogue, sink, true);
+    }
+
+    /** As above; {@code maySwap} false keeps the operands' roles whatever the shape (for tests). */
+    private static void gemm(MemorySegment a, long ars, long acs, MemorySegment b, boolean bf16, long brs, long bcs,
+                             MemorySegment c, int M, int N, int K, boolean accumulate, int threads,
+                             BlockEpilogue epilogue, BlockSink sink, boolean maySwap) {
         if (M == 0 || N == 0) {
             return;
         }
@@ -408,7 +439,37 @@ public final class SimdGemm {
             ForkJoinTask.invokeAll(jobs);
             return;
         }
-        Gemm g = new Gemm(a, ars, acs, b, bf16, brs, bcs, c, M, N, K, accumulate, epilogue, sink);
+        if (maySwap && sink == null && swapsOperands(M, N, K, acs, bcs)) {
+            // Computes out^T = op(B)^T · op(A)^T: A'(i', k) = B(k, i'), B'(k, j') = A(j', k).
+            gemm(new Gemm(b, bcs, brs, bf16, a, acs, ars, false, c, N, M, K, accumulate, epilogue, null, true),
+                    N, M, K, tasks);
+            return;
+        }
+        gemm(new Gemm(a, ars, acs, false, b, brs, bcs, bf16, c, M, N, K, accumulate, epilogue, sink, false),
+                M, N, K, tasks);
+    }
+
+    /**
+     * Whether a product is computed with its operands' roles swapped ({@code out^T = B^T · A^T}, the
+     * output stored transposed): when B is the one packed by transposing (its rows are not contiguous
+     * in j, the NT layout of a linear layer's weight) and A's rows are contiguous in k, with few rows.
+     * The packed path packs B once per task and A once per NC panel, so with few rows of A almost all
+     * packing is B's, a transposing gather that ran at 1.5-2.4 ns a float out of memory (a weight
+     * larger than the cache), while a contiguous row copy runs at 0.5-0.6. Swapped, the weight is packed
+     * as A' by row copies, and the small activation is the transposed operand, packed once per slice.
+     * The arithmetic of each element is unchanged: the same FMA chain (a product's factors commute
+     * exactly) over the same K slices, so the bits do not depend on the choice. A task keeps all of the
+     * activation packed (see {@link #runTransposed}), at most SWAP_PACKED_FLOATS floats.
+     */
+    static boolean swapsOperands(int M, int N, int K, long acs, long bcs) {
+        return bcs != 1 && acs == 1 && M <= SWAP_ROWS && N > M
+                && (long) roundUp(M, NR) * (K + (long) KU * ceilDiv(K, KC)) <= SWAP_PACKED_FLOATS;
+    }
+
+    /** Splits the packed product {@code g} (M x N x K after any swap) into {@code tasks} and runs them. */
+    private static void gemm(Gemm g, int M, int N, int K, int tasks) {
+        long acs = g.acs();
+        long bcs = g.bcs();
         if (tasks == 1) {
             g.run(0, M, 0, N);
             return;
@@ -451,13 +512,21 @@ public final class SimdGemm {
         ForkJoinTask.invokeAll(jobs);
     }
 
-    /** One matmul call: operands, layout and the K split, shared by its tasks. */
-    private record Gemm(MemorySegment a, long ars, long acs, MemorySegment b, boolean bf16, long brs, long bcs,
-                        MemorySegment c, int M, int N, int K, boolean accumulate, BlockEpilogue epilogue,
-                        BlockSink sink) {
+    /**
+     * One matmul call: operands, layout and the K split, shared by its tasks. With {@code transposeC}
+     * the product computed is the output's transpose: element (i, j) goes to {@code c[j*M + i]}, and
+     * the epilogue sees the output's coordinates.
+     */
+    private record Gemm(MemorySegment a, long ars, long acs, boolean aBf16, MemorySegment b, long brs, long bcs,
+                        boolean bf16, MemorySegment c, int M, int N, int K, boolean accumulate,
+                        BlockEpilogue epilogue, BlockSink sink, boolean transposeC) {
 
         /** Computes {@code C[m0,m1) x [n0,n1)} on the calling thread. */
         void run(int m0, int m1, int n0, int n1) {
+            if (transposeC) {
+                runTransposed(this, m0, m1, n0, n1);
+                return;
+            }
             Scratch s = SCRATCH.get();
             // Equal slices of at most KC: the split is a function of K alone (determinism), and
             // 288 = 2 x 144 beats 256 + 32, whose thin slice pays a full output update.
@@ -503,12 +572,104 @@ public final class SimdGemm {
         }
     }
 
+    /**
+     * {@link Gemm#run} for a product computed transposed (operands swapped): all of B's K slices for
+     * columns [n0, n1) are packed first, then each MC-row block of A runs through every slice into a
+     * scratch block, which is stored transposed once it is final. Storing each tile transposed after
+     * each slice instead (sixteen scattered rows per tile) cost a fifth of the product's time. The
+     * scratch starts from C's values when accumulating, so every element sees the additions in the
+     * same order as the unswapped path.
+     */
+    private static void runTransposed(Gemm g, int m0, int m1, int n0, int n1) {
+        Scratch s = SCRATCH.get();
+        int K = g.K();
+        int kcStep = ceilDiv(K, ceilDiv(K, KC));
+        int slices = ceilDiv(K, kcStep);
+        int width = n1 - n0;
+        int panelWidth = roundUp(width, NR);
+        int sliceFloats = roundUp(kcStep, KU) * panelWidth;
+        float[] bp = s.wideB((long) slices * sliceFloats);
+        for (int q = 0; q < slices; q++) {
+            int pc = q * kcStep;
+            int kc = Math.min(kcStep, K - pc);
+            packB(g.b(), g.brs(), g.bcs(), pc, kc, roundUp(kc, KU), n0, width, bp, q * sliceFloats, s.tmp);
+        }
+        MemorySegment cs = s.transposeBlock((long) MC * panelWidth);
+        long ldcs = (long) panelWidth * Float.BYTES;
+        MemorySegment c = g.c();
+        long ldc = (long) g.M() * Float.BYTES;
+        for (int ic = m0; ic < m1; ic += MC) {
+            int mc = Math.min(MC, m1 - ic);
+            if (g.accumulate()) {
+                for (int i = 0; i < mc; i++) {
+                    for (int j = 0; j < width; j++) {
+                        cs.setAtIndex(F32, (long) i * panelWidth + j,
+                                c.get(F32, (n0 + j) * ldc + (long) (ic + i) * Float.BYTES));
+                    }
+                }
+            }
+            for (int q = 0; q < slices; q++) {
+                int pc = q * kcStep;
+                int kc = Math.min(kcStep, K - pc);
+                int kp = roundUp(kc, KU);
+                if (g.aBf16()) {
+                    packABf16(g.a(), g.ars(), ic, mc, pc, kc, kp, s.ap);
+                } else {
+                    packA(g.a(), g.ars(), g.acs(), ic, mc, pc, kc, kp, s.ap, s.tmp);
+                }
+                boolean overwrite = q == 0 && !g.accumulate();
+                for (int jb = 0; jb < width; jb += NB) {
+                    macroKernel(mc, Math.min(NB, width - jb), kp, s.ap, bp, q * sliceFloats + jb * kp, cs,
+                            (long) jb * Float.BYTES, ldcs, overwrite, s.tile, false);
+                }
+            }
+            storeTransposed(cs, panelWidth, mc, width, c, (n0 * ldc) + (long) ic * Float.BYTES, ldc);
+            if (g.epilogue() != null) {
+                g.epilogue().apply(n0, width, ic, mc);
+            }
+        }
+    }
+
+    /**
+     * {@code c[j, i] = block[i, j]} for an {@code rows x cols} block of row stride {@code ld} floats, to
+     * the output at byte offset {@code co} with row stride {@code ldc} bytes. Once per MC rows of A and
+     * all of K: a few thousandths of the block's multiply-adds, so plain scalar copies do.
+     */
+    private static void storeTransposed(MemorySegment block, int ld, int rows, int cols, MemorySegment c, long co,
+                                        long ldc) {
+        for (int j = 0; j < cols; j++) {
+            long row = co + j * ldc;
+            for (int i = 0; i < rows; i++) {
+                c.set(F32, row + (long) i * Float.BYTES, block.getAtIndex(F32, (long) i * ld + j));
+            }
+        }
+    }
+
     /** Per-thread packing buffers, sized for the largest blocks, allocated once per thread. */
     private static final class Scratch {
         final float[] ap = new float[MC * LDA];
         final float[] bp = new float[NC * KC];
         final float[] tmp = new float[Math.max(NR * KC, VL * MC)];
         final float[] tile = new float[MR * NR];
+        /** All K slices of a transposed product's B (grown on demand) and its C block. */
+        private float[] wideB = new float[0];
+        private MemorySegment transposeBlock = MemorySegment.NULL;
+
+        float[] wideB(long floats) {
+            if (wideB.length < floats) {
+                wideB = new float[Math.toIntExact(floats)];
+            }
+            return wideB;
+        }
+
+        /** Off the heap: the kernel's vector stores into a heap segment ran at a fraction of the speed. */
+        MemorySegment transposeBlock(long floats) {
+            if (transposeBlock.byteSize() < floats * Float.BYTES) {
+                transposeBlock = java.lang.foreign.Arena.ofAuto().allocate(floats * Float.BYTES, 64);
+            }
+            return transposeBlock;
+        }
+
         /** An MC x NC block of C for {@link BlockSink}s, allocated on first use. */
         private MemorySegment block;
 
@@ -573,29 +734,64 @@ public final class SimdGemm {
     }
 
     /**
+     * {@link #packA} for a bfloat16 A whose rows are contiguous in k (a weight in the NT layout, when
+     * the operands are swapped): each element widened, exactly, as it is copied.
+     */
+    static void packABf16(MemorySegment a, long ars, int ic, int mc, int pc, int kc, int kp, float[] ap) {
+        for (int i = 0; i < mc; i++) {
+            long src = (ic + i) * ars + pc;
+            int d = i * LDA;
+            int k = 0;
+            for (; k + VL <= kc; k += VL) {
+                widenInto(a, src + k, ap, d + k);
+            }
+            for (; k < kc; k++) {
+                ap[d + k] = Float.intBitsToFloat(a.getAtIndex(BF16, src + k) << 16);
+            }
+            Arrays.fill(ap, d + kc, d + kp, 0f);
+        }
+        for (int i = mc; i < roundUp(mc, MR); i++) {
+            Arrays.fill(ap, i * LDA, i * LDA + kp, 0f);
+        }
+    }
+
+    /**
      * Packs {@code B[pc, pc+kc) x [jc, jc+nc)} into NR-column micro-panels of depth {@code kp}:
      * panel q holds {@code bp[q*NR*kp + k*NR + j] = B(pc + k, jc + q*NR + j)}, with columns past
      * the block and steps [kc, kp) zeroed.
      */
     static void packB(MemorySegment b, long brs, long bcs, int pc, int kc, int kp, int jc,
                       int nc, float[] bp, float[] tmp) {
+        packB(b, brs, bcs, pc, kc, kp, jc, nc, bp, 0, tmp);
+    }
+
+    /** {@link #packB} into {@code bp} from index {@code bo}. */
+    static void packB(MemorySegment b, long brs, long bcs, int pc, int kc, int kp, int jc,
+                      int nc, float[] bp, int bo, float[] tmp) {
         int full = nc / NR * NR;
         if (bcs == 1) {
-            // Rows of B are contiguous in j (NN, TN): copy NR floats per k, one micro-panel at a
-            // time (going across all panels per k instead writes 16 KiB-strided streams, which
-            // share L1 sets and thrash).
-            for (int jp = 0; jp < full; jp += NR) {
-                for (int k = 0; k < kc; k++) {
-                    long src = ((pc + k) * brs + jc + jp) * Float.BYTES;
-                    for (int v = 0; v < NR; v += VL) {
-                        FloatVector.fromMemorySegment(F, b, src + (long) v * Float.BYTES, BO)
-                                .intoArray(bp, jp * kp + k * NR + v);
+            // Rows of B are contiguous in j (NN, TN): NR floats per k and micro-panel. PACK_ROWS rows
+            // of B at a time, each read from end to end across all micro-panels: a few sequential
+            // streams that the hardware prefetcher follows, where one micro-panel at a time read a
+            // line from each of KC rows (a page each) and ran at twice the time out of memory
+            // (1.0-1.4 against 0.6-0.8 ns a float). One row at a time writes NC/NR streams a
+            // panel apart that share L1 sets and thrash; PACK_ROWS rows write PACK_ROWS * NR
+            // consecutive floats to each.
+            for (int k0 = 0; k0 < kc; k0 += PACK_ROWS) {
+                int k1 = Math.min(kc, k0 + PACK_ROWS);
+                for (int jp = 0; jp < full; jp += NR) {
+                    for (int k = k0; k < k1; k++) {
+                        long src = ((pc + k) * brs + jc + jp) * Float.BYTES;
+                        for (int v = 0; v < NR; v += VL) {
+                            FloatVector.fromMemorySegment(F, b, src + (long) v * Float.BYTES, BO)
+                                    .intoArray(bp, bo + jp * kp + k * NR + v);
+                        }
                     }
                 }
             }
             if (full < nc) {
                 for (int k = 0; k < kc; k++) {
-                    int d = full * kp + k * NR;
+                    int d = bo + full * kp + k * NR;
                     MemorySegment.copy(b, F32, ((pc + k) * brs + jc + full) * Float.BYTES, bp, d, nc - full);
                     Arrays.fill(bp, d + nc - full, d + NR, 0f);
                 }
@@ -614,7 +810,7 @@ public final class SimdGemm {
                 }
                 Arrays.fill(tmp, nr * kc, NR * kc, 0f);
                 for (int k = 0; k < kc; k++) {
-                    int d = jp * kp + k * NR;
+                    int d = bo + jp * kp + k * NR;
                     for (int v = 0; v < NR; v += VL) {
                         FloatVector.fromArray(F, tmp, k + v * kc, idx, 0).intoArray(bp, d + v);
                     }
@@ -622,7 +818,7 @@ public final class SimdGemm {
             }
         }
         for (int jp = 0; jp < nc; jp += NR) {
-            Arrays.fill(bp, jp * kp + kc * NR, jp * kp + kp * NR, 0f);
+            Arrays.fill(bp, bo + jp * kp + kc * NR, bo + jp * kp + kp * NR, 0f);
         }
     }
 
@@ -637,18 +833,16 @@ public final class SimdGemm {
             // 2c + 1 in its high half, so widening is a shift (the even column) and a mask (the odd one):
             // no lane conversion, which ran at a third of a float copy's speed. A micro-panel row keeps
             // the even columns in its first VL lanes and the odd ones in the rest (EVEN_ODD); storeTile
-            // puts them back in order. Two micro-panels go down the k rows together, so each 64-byte
-            // line of a row is read once.
+            // puts them back in order. Rows are read PACK_ROWS at a time from end to end, as packB
+            // reads float rows.
             // (The two halves are the first and second short in memory on a little-endian machine.)
             int full = BO == ByteOrder.LITTLE_ENDIAN ? nc / NR * NR : 0;
-            int pairs = Math.min(full, nc / (2 * NR) * (2 * NR));
-            for (int jp = 0; jp < full; jp += jp < pairs ? 2 * NR : NR) {
-                int panels = jp < pairs ? 2 : 1;
-                for (int k = 0; k < kc; k++) {
-                    long src = (pc + k) * brs + jc + jp;
-                    for (int q = 0; q < panels; q++) {
-                        int d = (jp + q * NR) * kp + k * NR;
-                        IntVector two = IntVector.fromMemorySegment(I, b, (src + (long) q * NR) * 2, BO);
+            for (int k0 = 0; k0 < kc; k0 += PACK_ROWS) {
+                int k1 = Math.min(kc, k0 + PACK_ROWS);
+                for (int jp = 0; jp < full; jp += NR) {
+                    for (int k = k0; k < k1; k++) {
+                        int d = jp * kp + k * NR;
+                        IntVector two = IntVector.fromMemorySegment(I, b, ((pc + k) * brs + jc + jp) * 2, BO);
                         two.lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats().intoArray(bp, d);
                         two.lanewise(VectorOperators.AND, 0xFFFF0000).reinterpretAsFloats().intoArray(bp, d + VL);
                     }

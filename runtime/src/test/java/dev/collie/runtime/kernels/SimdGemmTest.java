@@ -80,6 +80,72 @@ class SimdGemmTest {
     }
 
     /**
+     * Products with few rows in the NT layout are computed with the operands' roles swapped and the
+     * output stored transposed ({@code SimdGemm.swapsOperands}): bit for bit the unswapped path, with
+     * float and bf16 weights, accumulating or not, on one thread or several, across K slices, MC
+     * blocks and partial micro-tiles, and with an epilogue that sees the output's coordinates.
+     */
+    @Property(tries = 40)
+    void swappedOperandsGiveTheUnswappedBits(@ForAll @IntRange(min = 6, max = 140) int M,
+                                             @ForAll @IntRange(min = 1, max = 400) int extraN,
+                                             @ForAll @IntRange(min = 16, max = 1100) int K,
+                                             @ForAll boolean accumulate, @ForAll boolean bf16,
+                                             @ForAll @IntRange(min = 1, max = 3) int threads,
+                                             @ForAll long seed) throws Exception {
+        int N = M + extraN;
+        assertTrue(SimdGemm.swapsOperands(M, N, K, 1, K), M + "x" + N + "x" + K + " takes the swapped path");
+        try (Arena arena = Arena.ofShared()) {
+            Random rnd = new Random(seed);
+            MemorySegment a = arena.allocate((long) M * K * 4, 64);
+            MemorySegment b = arena.allocate((long) N * K * (bf16 ? 2 : 4), 64);
+            MemorySegment start = arena.allocate((long) M * N * 4, 64);
+            for (long i = 0; i < (long) M * K; i++) {
+                a.setAtIndex(F32, i, (float) rnd.nextGaussian());
+            }
+            for (long i = 0; i < (long) N * K; i++) {
+                float w = (float) rnd.nextGaussian();
+                if (bf16) {
+                    b.setAtIndex(ValueLayout.JAVA_SHORT_UNALIGNED, i, (short) (Float.floatToRawIntBits(w) >>> 16));
+                } else {
+                    b.setAtIndex(F32, i, w);
+                }
+            }
+            for (long i = 0; i < (long) M * N; i++) {
+                start.setAtIndex(F32, i, (float) rnd.nextGaussian());
+            }
+            MemorySegment want = arena.allocate((long) M * N * 4, 64);
+            MemorySegment got = arena.allocate((long) M * N * 4, 64);
+            want.copyFrom(start);
+            got.copyFrom(start);
+            int[] seen = new int[M * N];
+            ForkJoinPool pool = POOLS[Math.min(threads, 3) - 1];
+            pool.submit(() -> SimdGemm.matmulNTUnswapped(a, b, bf16, want, M, N, K, accumulate, threads)).get();
+            pool.submit(() -> SimdGemm.matmulNT(a, b, bf16, got, M, N, K, accumulate, (row0, rows, col0, cols) -> {
+                for (int i = row0; i < row0 + rows; i++) {
+                    for (int j = col0; j < col0 + cols; j++) {
+                        seen[i * N + j]++;
+                    }
+                }
+            })).get();
+            assertArrayEquals(want.toArray(ValueLayout.JAVA_FLOAT), got.toArray(ValueLayout.JAVA_FLOAT),
+                    M + "x" + N + "x" + K + (bf16 ? " bf16" : "") + (accumulate ? " accumulate" : ""));
+            for (int e = 0; e < seen.length; e++) {
+                assertEquals(1, seen[e], "element " + e + " handed to the epilogue once");
+            }
+        }
+    }
+
+    /** Beyond SWAP_ROWS rows, or with B's rows contiguous, or a wide activation, the roles stay. */
+    @Test
+    void swapsOnlyFewRowsOfTheNtLayout() {
+        assertTrue(SimdGemm.swapsOperands(256, 5632, 2048, 1, 2048));
+        assertTrue(!SimdGemm.swapsOperands(SimdGemm.SWAP_ROWS + 1, 5632, 2048, 1, 2048));
+        assertTrue(!SimdGemm.swapsOperands(256, 5632, 2048, 1, 1), "NN layout");
+        assertTrue(!SimdGemm.swapsOperands(256, 200, 2048, 1, 2048), "fewer columns than rows");
+        assertTrue(!SimdGemm.swapsOperands(256, 2048, 5632, 1, 5632), "packed activation over the cap");
+    }
+
+    /**
      * The GELU epilogue of linear_gelu: the product is the plain GEMM's, and the activation is, bit for
      * bit, the vector GELU pass over it, for every thread count (blocks differ, elements must not), on
      * shapes that take the unpacked path, the packed one and cross the block edges.
