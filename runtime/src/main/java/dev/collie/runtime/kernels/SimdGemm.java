@@ -540,14 +540,14 @@ public final class SimdGemm {
                     int kc = Math.min(kcStep, K - pc);
                     int kp = roundUp(kc, KU);
                     if (bf16) {
-                        packBBf16(b, brs, bcs, pc, kc, kp, jc, nc, s.bp, s.tmp);
+                        packBBf16(b, brs, bcs, pc, kc, kp, jc, nc, s.bp);
                     } else {
-                        packB(b, brs, bcs, pc, kc, kp, jc, nc, s.bp, s.tmp);
+                        packB(b, brs, bcs, pc, kc, kp, jc, nc, s.bp);
                     }
                     boolean overwrite = pc == 0 && !accumulate;
                     for (int ic = m0; ic < m1; ic += MC) {
                         int mc = Math.min(MC, m1 - ic);
-                        packA(a, ars, acs, ic, mc, pc, kc, kp, s.ap, s.tmp);
+                        packA(a, ars, acs, ic, mc, pc, kc, kp, s.ap);
                         if (sink != null) {
                             // One K slice: the block is final once computed; [mc, nc] scratch of row stride NC.
                             MemorySegment cs = s.blockScratch();
@@ -592,7 +592,7 @@ public final class SimdGemm {
         for (int q = 0; q < slices; q++) {
             int pc = q * kcStep;
             int kc = Math.min(kcStep, K - pc);
-            packB(g.b(), g.brs(), g.bcs(), pc, kc, roundUp(kc, KU), n0, width, bp, q * sliceFloats, s.tmp);
+            packB(g.b(), g.brs(), g.bcs(), pc, kc, roundUp(kc, KU), n0, width, bp, q * sliceFloats);
         }
         MemorySegment cs = s.transposeBlock((long) MC * panelWidth);
         long ldcs = (long) panelWidth * Float.BYTES;
@@ -615,7 +615,7 @@ public final class SimdGemm {
                 if (g.aBf16()) {
                     packABf16(g.a(), g.ars(), ic, mc, pc, kc, kp, s.ap);
                 } else {
-                    packA(g.a(), g.ars(), g.acs(), ic, mc, pc, kc, kp, s.ap, s.tmp);
+                    packA(g.a(), g.ars(), g.acs(), ic, mc, pc, kc, kp, s.ap);
                 }
                 boolean overwrite = q == 0 && !g.accumulate();
                 for (int jb = 0; jb < width; jb += NB) {
@@ -649,7 +649,6 @@ public final class SimdGemm {
     private static final class Scratch {
         final float[] ap = new float[MC * LDA];
         final float[] bp = new float[NC * KC];
-        final float[] tmp = new float[Math.max(NR * KC, VL * MC)];
         final float[] tile = new float[MR * NR];
         /** All K slices of a transposed product's B (grown on demand) and its C block. */
         private float[] wideB = new float[0];
@@ -692,7 +691,7 @@ public final class SimdGemm {
      * with constant displacements.
      */
     static void packA(MemorySegment a, long ars, long acs, int ic, int mc, int pc, int kc,
-                              int kp, float[] ap, float[] tmp) {
+                              int kp, float[] ap) {
         if (acs == 1) {
             // Rows of A are contiguous in k (NT, NN): one bulk copy per row.
             for (int i = 0; i < mc; i++) {
@@ -700,28 +699,25 @@ public final class SimdGemm {
                 Arrays.fill(ap, i * LDA + kc, i * LDA + kp, 0f);
             }
         } else {
-            // Columns of A are contiguous in i (TN): copy VL k-rows of the block to tmp in bulk,
-            // then transpose them in L1 with gathers, VL consecutive floats of each packed row.
-            int[] idx = new int[VL];
-            for (int k = 0; k < VL; k++) {
-                idx[k] = k * mc;
-            }
-            for (int k0 = 0; k0 < kc; k0 += VL) {
-                int kb = Math.min(VL, kc - k0);
-                for (int k = 0; k < kb; k++) {
-                    MemorySegment.copy(a, F32, ((pc + k0 + k) * acs + ic) * Float.BYTES, tmp, k * mc, mc);
+            // Columns of A are contiguous in i (TN): a transpose, four k-rows at a time, each read in
+            // i order, their four values at each i written side by side (see packB's NT case).
+            long r = acs * Float.BYTES;
+            int k = 0;
+            for (; k + 4 <= kc; k += 4) {
+                long src = ((pc + k) * acs + ic) * Float.BYTES;
+                for (int i = 0; i < mc; i++) {
+                    int o = i * LDA + k;
+                    long at = src + (long) i * Float.BYTES;
+                    ap[o] = a.get(F32, at);
+                    ap[o + 1] = a.get(F32, at + r);
+                    ap[o + 2] = a.get(F32, at + 2 * r);
+                    ap[o + 3] = a.get(F32, at + 3 * r);
                 }
-                if (kb == VL) {
-                    for (int i = 0; i < mc; i++) {
-                        FloatVector.fromArray(F, tmp, i, idx, 0).intoArray(ap, i * LDA + k0);
-                    }
-                } else {
-                    for (int i = 0; i < mc; i++) {
-                        int d = i * LDA + k0;
-                        for (int k = 0; k < kb; k++) {
-                            ap[d + k] = tmp[k * mc + i];
-                        }
-                    }
+            }
+            for (; k < kc; k++) {
+                long src = ((pc + k) * acs + ic) * Float.BYTES;
+                for (int i = 0; i < mc; i++) {
+                    ap[i * LDA + k] = a.get(F32, src + (long) i * Float.BYTES);
                 }
             }
             for (int i = 0; i < mc; i++) {
@@ -761,13 +757,13 @@ public final class SimdGemm {
      * the block and steps [kc, kp) zeroed.
      */
     static void packB(MemorySegment b, long brs, long bcs, int pc, int kc, int kp, int jc,
-                      int nc, float[] bp, float[] tmp) {
-        packB(b, brs, bcs, pc, kc, kp, jc, nc, bp, 0, tmp);
+                      int nc, float[] bp) {
+        packB(b, brs, bcs, pc, kc, kp, jc, nc, bp, 0);
     }
 
     /** {@link #packB} into {@code bp} from index {@code bo}. */
     static void packB(MemorySegment b, long brs, long bcs, int pc, int kc, int kp, int jc,
-                      int nc, float[] bp, int bo, float[] tmp) {
+                      int nc, float[] bp, int bo) {
         int full = nc / NR * NR;
         if (bcs == 1) {
             // Rows of B are contiguous in j (NN, TN): NR floats per k and micro-panel. PACK_ROWS rows
@@ -797,22 +793,31 @@ public final class SimdGemm {
                 }
             }
         } else {
-            // Columns of B are contiguous in k (NT): copy a micro-panel's columns to tmp in bulk,
-            // then transpose them in L1 with gathers, one contiguous NR-float row per k.
-            int[] idx = new int[VL];
-            for (int j = 0; j < VL; j++) {
-                idx[j] = j * kc;
-            }
+            // Columns of B are contiguous in k (NT): a transpose, four columns at a time, each read
+            // in k order, their four values at each k written side by side. Plain scalar copies: a
+            // bulk copy to L1 and a gather transpose from there ran at 1.1 ns a float from cache
+            // and 1.2-2.1 from memory, these at 0.6 and 0.7-0.9 (a vector transpose needs lane
+            // shuffles the Vector API does not compile well on AVX2).
+            long r = bcs * Float.BYTES;
             for (int jp = 0; jp < nc; jp += NR) {
                 int nr = Math.min(NR, nc - jp);
-                for (int j = 0; j < nr; j++) {
-                    MemorySegment.copy(b, F32, ((jc + jp + j) * bcs + pc) * Float.BYTES, tmp, j * kc, kc);
+                int d = bo + jp * kp;
+                int j = 0;
+                for (; j + 4 <= nr; j += 4) {
+                    long src = ((jc + jp + j) * bcs + pc) * Float.BYTES;
+                    for (int k = 0; k < kc; k++) {
+                        int o = d + k * NR + j;
+                        long at = src + (long) k * Float.BYTES;
+                        bp[o] = b.get(F32, at);
+                        bp[o + 1] = b.get(F32, at + r);
+                        bp[o + 2] = b.get(F32, at + 2 * r);
+                        bp[o + 3] = b.get(F32, at + 3 * r);
+                    }
                 }
-                Arrays.fill(tmp, nr * kc, NR * kc, 0f);
-                for (int k = 0; k < kc; k++) {
-                    int d = bo + jp * kp + k * NR;
-                    for (int v = 0; v < NR; v += VL) {
-                        FloatVector.fromArray(F, tmp, k + v * kc, idx, 0).intoArray(bp, d + v);
+                for (; j < NR; j++) {
+                    long src = ((jc + jp + j) * bcs + pc) * Float.BYTES;
+                    for (int k = 0; k < kc; k++) {
+                        bp[d + k * NR + j] = j < nr ? b.get(F32, src + (long) k * Float.BYTES) : 0f;
                     }
                 }
             }
@@ -827,7 +832,7 @@ public final class SimdGemm {
      * of a float, so widening is a 16-bit shift and exact).
      */
     static void packBBf16(MemorySegment b, long brs, long bcs, int pc, int kc, int kp, int jc,
-                          int nc, float[] bp, float[] tmp) {
+                          int nc, float[] bp) {
         if (bcs == 1) {
             // Rows contiguous in j (NN). Each int of a row holds two bf16 columns, 2c in its low half and
             // 2c + 1 in its high half, so widening is a shift (the even column) and a mask (the odd one):
@@ -861,30 +866,26 @@ public final class SimdGemm {
                 }
             }
         } else {
-            // Columns contiguous in k (NT): widen a micro-panel's columns into tmp, then transpose
-            // them with gathers as packB does.
-            int[] idx = new int[VL];
-            for (int j = 0; j < VL; j++) {
-                idx[j] = j * kc;
-            }
+            // Columns contiguous in k (NT): the transpose of packB, each value widened as it is copied.
             for (int jp = 0; jp < nc; jp += NR) {
                 int nr = Math.min(NR, nc - jp);
-                for (int j = 0; j < nr; j++) {
+                int d = jp * kp;
+                int j = 0;
+                for (; j + 4 <= nr; j += 4) {
                     long src = (jc + jp + j) * bcs + pc;
-                    int d = j * kc;
-                    int k = 0;
-                    for (; k + VL <= kc; k += VL) {
-                        widenInto(b, src + k, tmp, d + k);
-                    }
-                    for (; k < kc; k++) {
-                        tmp[d + k] = Float.intBitsToFloat(b.getAtIndex(BF16, src + k) << 16);
+                    for (int k = 0; k < kc; k++) {
+                        int o = d + k * NR + j;
+                        long at = src + k;
+                        bp[o] = Float.intBitsToFloat(b.getAtIndex(BF16, at) << 16);
+                        bp[o + 1] = Float.intBitsToFloat(b.getAtIndex(BF16, at + bcs) << 16);
+                        bp[o + 2] = Float.intBitsToFloat(b.getAtIndex(BF16, at + 2 * bcs) << 16);
+                        bp[o + 3] = Float.intBitsToFloat(b.getAtIndex(BF16, at + 3 * bcs) << 16);
                     }
                 }
-                Arrays.fill(tmp, nr * kc, NR * kc, 0f);
-                for (int k = 0; k < kc; k++) {
-                    int d = jp * kp + k * NR;
-                    for (int v = 0; v < NR; v += VL) {
-                        FloatVector.fromArray(F, tmp, k + v * kc, idx, 0).intoArray(bp, d + v);
+                for (; j < NR; j++) {
+                    long src = (jc + jp + j) * bcs + pc;
+                    for (int k = 0; k < kc; k++) {
+                        bp[d + k * NR + j] = j < nr ? Float.intBitsToFloat(b.getAtIndex(BF16, src + k) << 16) : 0f;
                     }
                 }
             }
