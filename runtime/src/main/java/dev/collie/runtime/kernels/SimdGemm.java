@@ -115,6 +115,8 @@ public final class SimdGemm {
     static final int PACK_ROWS = Integer.getInteger("collie.gemm.packRows", 4);
     /** Products of at most this many rows swap their operands' roles ({@link #swapsOperands}). */
     static final int SWAP_ROWS = Integer.getInteger("collie.gemm.swapRows", 512);
+    /** Rows of A (a weight's rows) computed into scratch before a swapped product stores them transposed. */
+    static final int SWAP_STORE_ROWS = 4 * MC;
     /** The most floats of a swapped product's packed activation one task keeps (4 MiB). */
     static final long SWAP_PACKED_FLOATS = 1L << 20;
 
@@ -594,53 +596,67 @@ public final class SimdGemm {
             int kc = Math.min(kcStep, K - pc);
             packB(g.b(), g.brs(), g.bcs(), pc, kc, roundUp(kc, KU), n0, width, bp, q * sliceFloats);
         }
-        MemorySegment cs = s.transposeBlock((long) MC * panelWidth);
+        MemorySegment cs = s.transposeBlock((long) SWAP_STORE_ROWS * panelWidth);
         long ldcs = (long) panelWidth * Float.BYTES;
         MemorySegment c = g.c();
         long ldc = (long) g.M() * Float.BYTES;
-        for (int ic = m0; ic < m1; ic += MC) {
-            int mc = Math.min(MC, m1 - ic);
+        for (int is = m0; is < m1; is += SWAP_STORE_ROWS) {
+            int ms = Math.min(SWAP_STORE_ROWS, m1 - is);
             if (g.accumulate()) {
-                for (int i = 0; i < mc; i++) {
-                    for (int j = 0; j < width; j++) {
-                        cs.setAtIndex(F32, (long) i * panelWidth + j,
-                                c.get(F32, (n0 + j) * ldc + (long) (ic + i) * Float.BYTES));
+                transpose(c, (n0 * ldc) + (long) is * Float.BYTES, ldc, width, ms, cs, 0, ldcs);
+            }
+            for (int ic = is; ic < is + ms; ic += MC) {
+                int mc = Math.min(MC, is + ms - ic);
+                long block = (long) (ic - is) * ldcs;
+                for (int q = 0; q < slices; q++) {
+                    int pc = q * kcStep;
+                    int kc = Math.min(kcStep, K - pc);
+                    int kp = roundUp(kc, KU);
+                    if (g.aBf16()) {
+                        packABf16(g.a(), g.ars(), ic, mc, pc, kc, kp, s.ap);
+                    } else {
+                        packA(g.a(), g.ars(), g.acs(), ic, mc, pc, kc, kp, s.ap);
+                    }
+                    boolean overwrite = q == 0 && !g.accumulate();
+                    for (int jb = 0; jb < width; jb += NB) {
+                        macroKernel(mc, Math.min(NB, width - jb), kp, s.ap, bp, q * sliceFloats + jb * kp, cs,
+                                block + (long) jb * Float.BYTES, ldcs, overwrite, s.tile, false);
                     }
                 }
             }
-            for (int q = 0; q < slices; q++) {
-                int pc = q * kcStep;
-                int kc = Math.min(kcStep, K - pc);
-                int kp = roundUp(kc, KU);
-                if (g.aBf16()) {
-                    packABf16(g.a(), g.ars(), ic, mc, pc, kc, kp, s.ap);
-                } else {
-                    packA(g.a(), g.ars(), g.acs(), ic, mc, pc, kc, kp, s.ap);
-                }
-                boolean overwrite = q == 0 && !g.accumulate();
-                for (int jb = 0; jb < width; jb += NB) {
-                    macroKernel(mc, Math.min(NB, width - jb), kp, s.ap, bp, q * sliceFloats + jb * kp, cs,
-                            (long) jb * Float.BYTES, ldcs, overwrite, s.tile, false);
-                }
-            }
-            storeTransposed(cs, panelWidth, mc, width, c, (n0 * ldc) + (long) ic * Float.BYTES, ldc);
+            transpose(cs, 0, ldcs, ms, width, c, (n0 * ldc) + (long) is * Float.BYTES, ldc);
             if (g.epilogue() != null) {
-                g.epilogue().apply(n0, width, ic, mc);
+                g.epilogue().apply(n0, width, is, ms);
             }
         }
     }
 
     /**
-     * {@code c[j, i] = block[i, j]} for an {@code rows x cols} block of row stride {@code ld} floats, to
-     * the output at byte offset {@code co} with row stride {@code ldc} bytes. Once per MC rows of A and
-     * all of K: a few thousandths of the block's multiply-adds, so plain scalar copies do.
+     * {@code dst[j, i] = src[i, j]} for the {@code rows x cols} matrix at byte offset {@code so} of
+     * {@code src} (row stride {@code lds} bytes) into {@code dst} at {@code d0} (row stride {@code ldd}):
+     * four rows of src at a time, each read in order, their values at each column written side by side
+     * into four rows of dst (as the transposing packs do). Once per SWAP_STORE_ROWS rows of A and all of
+     * K, so it costs a few thousandths of the block's multiply-adds; the block is that tall so that each
+     * of dst's rows (a page apart when the output is wide) gets a run of lines, not a few floats.
      */
-    private static void storeTransposed(MemorySegment block, int ld, int rows, int cols, MemorySegment c, long co,
-                                        long ldc) {
-        for (int j = 0; j < cols; j++) {
-            long row = co + j * ldc;
-            for (int i = 0; i < rows; i++) {
-                c.set(F32, row + (long) i * Float.BYTES, block.getAtIndex(F32, (long) i * ld + j));
+    private static void transpose(MemorySegment src, long so, long lds, int rows, int cols, MemorySegment dst,
+                                  long d0, long ldd) {
+        int i = 0;
+        for (; i + 4 <= rows; i += 4) {
+            long r0 = so + i * lds;
+            long w0 = d0 + (long) i * Float.BYTES;
+            for (int j = 0; j < cols; j++) {
+                long at = r0 + (long) j * Float.BYTES;
+                long to = w0 + j * ldd;
+                dst.set(F32, to, src.get(F32, at));
+                dst.set(F32, to + Float.BYTES, src.get(F32, at + lds));
+                dst.set(F32, to + 2 * Float.BYTES, src.get(F32, at + 2 * lds));
+                dst.set(F32, to + 3 * Float.BYTES, src.get(F32, at + 3 * lds));
+            }
+        }
+        for (; i < rows; i++) {
+            for (int j = 0; j < cols; j++) {
+                dst.set(F32, d0 + (long) i * Float.BYTES + j * ldd, src.get(F32, so + i * lds + (long) j * Float.BYTES));
             }
         }
     }
