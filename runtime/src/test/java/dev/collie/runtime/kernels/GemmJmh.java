@@ -37,12 +37,15 @@ public class GemmJmh {
 
     /** KIND:MxNxK; for TN, K is the summed dimension R. */
     @Param({"NT:1024x1024x1024", "NN:1024x1024x1024", "TN:1024x1024x1024",
-            "NT:2048x768x288", "NT:2048x32000x288", "NT:2048x2048x768"})
+            "NT:2048x768x288", "NT:2048x32000x288", "NT:2048x2048x768",
+            // 1b at batch 1 x 256: the few-row products (NT swaps its operands, NN packs rows end to end)
+            "NT:256x5632x2048", "NT:256x2048x2048", "NN:256x2048x5632", "NN:256x2048x2048"})
     public String shape;
 
     @Param({"2"})
     public int threads;
 
+    /** simd, scalar (CpuKernels), or unswapped (NT with the operands' roles kept, the swap's baseline). */
     @Param({"simd"})
     public String impl;
 
@@ -67,7 +70,9 @@ public class GemmJmh {
         b = GemmBench.random(arena, (long) K * N, 2);
         c = arena.allocate((long) M * N * 4, 64);
         pool = new ForkJoinPool(threads);
-        call = () -> GemmBench.run(scalar, kind, a, b, c, M, N, K, threads);
+        call = impl.equals("unswapped") && kind.equals("NT")
+                ? () -> SimdGemm.matmulNTUnswapped(a, b, false, c, M, N, K, false, threads)
+                : () -> GemmBench.run(scalar, kind, a, b, c, M, N, K, threads);
     }
 
     @Benchmark
