@@ -720,15 +720,7 @@ public final class SimdGemm {
             long r = acs * Float.BYTES;
             int k = 0;
             for (; k + 4 <= kc; k += 4) {
-                long src = ((pc + k) * acs + ic) * Float.BYTES;
-                for (int i = 0; i < mc; i++) {
-                    int o = i * LDA + k;
-                    long at = src + (long) i * Float.BYTES;
-                    ap[o] = a.get(F32, at);
-                    ap[o + 1] = a.get(F32, at + r);
-                    ap[o + 2] = a.get(F32, at + 2 * r);
-                    ap[o + 3] = a.get(F32, at + 3 * r);
-                }
+                transposeFour(a, ((pc + k) * acs + ic) * Float.BYTES, r, mc, ap, k, LDA);
             }
             for (; k < kc; k++) {
                 long src = ((pc + k) * acs + ic) * Float.BYTES;
@@ -820,15 +812,7 @@ public final class SimdGemm {
                 int d = bo + jp * kp;
                 int j = 0;
                 for (; j + 4 <= nr; j += 4) {
-                    long src = ((jc + jp + j) * bcs + pc) * Float.BYTES;
-                    for (int k = 0; k < kc; k++) {
-                        int o = d + k * NR + j;
-                        long at = src + (long) k * Float.BYTES;
-                        bp[o] = b.get(F32, at);
-                        bp[o + 1] = b.get(F32, at + r);
-                        bp[o + 2] = b.get(F32, at + 2 * r);
-                        bp[o + 3] = b.get(F32, at + 3 * r);
-                    }
+                    transposeFour(b, ((jc + jp + j) * bcs + pc) * Float.BYTES, r, kc, bp, d + j, NR);
                 }
                 for (; j < NR; j++) {
                     long src = ((jc + jp + j) * bcs + pc) * Float.BYTES;
@@ -840,6 +824,23 @@ public final class SimdGemm {
         }
         for (int jp = 0; jp < nc; jp += NR) {
             Arrays.fill(bp, bo + jp * kp + kc * NR, bo + jp * kp + kp * NR, 0f);
+        }
+    }
+
+    /**
+     * The transposing packs' step: four rows of {@code src} (from byte offset {@code at}, {@code r}
+     * bytes apart), {@code n} floats each, read in order; their t-th values go side by side to
+     * {@code dst[d + t*step .. + 3]}. Scalar copies: reading a few rows as streams and writing whole
+     * groups beat a bulk copy plus gathers (see packB).
+     */
+    private static void transposeFour(MemorySegment src, long at, long r, int n, float[] dst, int d, int step) {
+        for (int t = 0; t < n; t++) {
+            int o = d + t * step;
+            long x = at + (long) t * Float.BYTES;
+            dst[o] = src.get(F32, x);
+            dst[o + 1] = src.get(F32, x + r);
+            dst[o + 2] = src.get(F32, x + 2 * r);
+            dst[o + 3] = src.get(F32, x + 3 * r);
         }
     }
 
