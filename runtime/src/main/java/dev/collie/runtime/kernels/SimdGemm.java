@@ -39,7 +39,7 @@ import jdk.incubator.vector.VectorSpecies;
  *
  * <p>Few rows (a training step's tokens, against a weight larger than the cache): the weight is
  * then nearly all the packing, and in the NT layout (forward, {@code x · W^T}) packing it as B is a
- * transposing gather. Such products are computed as {@code out^T = W · x^T} instead, the weight
+ * transpose. Such products are computed as {@code out^T = W · x^T} instead, the weight
  * packed as A by row copies and the output stored transposed from a scratch block
  * ({@link #swapsOperands}); in the NN layout B's rows are read a few at a time end to end
  * ({@link #PACK_ROWS}). Together 4-12% on a 1b training step (paired runs).
@@ -456,9 +456,11 @@ public final class SimdGemm {
      * output stored transposed): when B is the one packed by transposing (its rows are not contiguous
      * in j, the NT layout of a linear layer's weight) and A's rows are contiguous in k, with few rows.
      * The packed path packs B once per task and A once per NC panel, so with few rows of A almost all
-     * packing is B's, a transposing gather that ran at 1.5-2.4 ns a float out of memory (a weight
-     * larger than the cache), while a contiguous row copy runs at 0.5-0.6. Swapped, the weight is packed
-     * as A' by row copies, and the small activation is the transposed operand, packed once per slice.
+     * packing is B's, a transpose (0.7-0.9 ns a float out of memory for a weight larger than the cache;
+     * 1.5-2.4 with the gathers it once used), while a contiguous row copy runs at 0.5-0.6. Swapped, the
+     * weight is packed as A' by row copies, and the small activation is the transposed operand, packed
+     * once per task. Paired against the unswapped path: 1.09-1.22x on 1b's 256-row products, and no
+     * gain from 512 rows on.
      * The arithmetic of each element is unchanged: the same FMA chain (a product's factors commute
      * exactly) over the same K slices, so the bits do not depend on the choice. A task keeps all of the
      * activation packed (see {@link #runTransposed}), at most SWAP_PACKED_FLOATS floats.
