@@ -3,6 +3,7 @@ package dev.collie.runtime.kernels;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
+import java.util.concurrent.ConcurrentLinkedDeque;
 import java.util.function.IntConsumer;
 import java.util.stream.IntStream;
 
@@ -71,11 +72,26 @@ public final class FlashAttention {
     private static final long PARALLEL_THRESHOLD = 1L << 18;
 
     /**
-     * Per-thread scratch, grown on demand and reused across calls, so that a task does not
+     * Scratch not in use, grown on demand and reused across calls, so that a task does not
      * allocate and zero its key/value panels (six [T, D] float arrays in the backward). Each task
-     * initialises everything it reads, so stale contents never reach a result.
+     * initialises everything it reads, so stale contents never reach a result. Shared by all
+     * threads, a task taking one and giving it back (see {@link #withWorkspace}): per-thread
+     * scratch became garbage with every pool thread that retired.
      */
-    private static final ThreadLocal<Workspace> WORKSPACE = ThreadLocal.withInitial(Workspace::new);
+    private static final ConcurrentLinkedDeque<Workspace> WORKSPACE = new ConcurrentLinkedDeque<>();
+
+    /** Runs {@code task} with a workspace taken from {@link #WORKSPACE}, then gives it back. */
+    private static void withWorkspace(java.util.function.Consumer<Workspace> task) {
+        Workspace w = WORKSPACE.pollFirst();
+        if (w == null) {
+            w = new Workspace();
+        }
+        try {
+            task.accept(w);
+        } finally {
+            WORKSPACE.offerFirst(w);
+        }
+    }
 
     private FlashAttention() {
     }
@@ -110,8 +126,8 @@ public final class FlashAttention {
                                MemorySegment segments, MemorySegment lse) {
         int group = checkShape(B, H, KV, T, D);
         parallelFor(B * H, (long) B * H * T * T * D, bh ->
-                forwardHead(q, k, v, out, lse, segments, bh / H, bh % H, H, KV, group, T, D, causal, scale,
-                        Layout.HEAD_MAJOR));
+                withWorkspace(ws -> forwardHead(q, k, v, out, lse, segments, bh / H, bh % H, H, KV, group, T, D, causal, scale,
+                        Layout.HEAD_MAJOR, ws)));
     }
 
     /**
@@ -135,8 +151,8 @@ public final class FlashAttention {
                                 MemorySegment segments, MemorySegment lse) {
         int group = checkShape(B, H, KV, T, D);
         parallelFor(B * KV, 5L * B * H * T * T * D, bkv ->
-                backwardKvHead(q, k, v, out, dout, dq, dk, dv, lse, segments, bkv / KV, bkv % KV,
-                        H, KV, group, T, D, causal, scale, Layout.HEAD_MAJOR));
+                withWorkspace(ws -> backwardKvHead(q, k, v, out, dout, dq, dk, dv, lse, segments, bkv / KV, bkv % KV,
+                        H, KV, group, T, D, causal, scale, Layout.HEAD_MAJOR, ws)));
     }
 
     /**
@@ -169,7 +185,7 @@ public final class FlashAttention {
         int group = checkShape(B, H, KV, T, D);
         Layout layout = Layout.tokenMajor(rotary, B, T, D);
         parallelFor(B * H, (long) B * H * T * T * D, bh ->
-                forwardHead(q, k, v, out, lse, segments, bh / H, bh % H, H, KV, group, T, D, causal, scale, layout));
+                withWorkspace(ws -> forwardHead(q, k, v, out, lse, segments, bh / H, bh % H, H, KV, group, T, D, causal, scale, layout, ws)));
     }
 
     /**
@@ -191,8 +207,8 @@ public final class FlashAttention {
         int group = checkShape(B, H, KV, T, D);
         Layout layout = Layout.tokenMajor(rotary, B, T, D);
         parallelFor(B * KV, 5L * B * H * T * T * D, bkv ->
-                backwardKvHead(q, k, v, out, dout, dq, dk, dv, lse, segments, bkv / KV, bkv % KV,
-                        H, KV, group, T, D, causal, scale, layout));
+                withWorkspace(ws -> backwardKvHead(q, k, v, out, dout, dq, dk, dv, lse, segments, bkv / KV, bkv % KV,
+                        H, KV, group, T, D, causal, scale, layout, ws)));
     }
 
     // ---------------------------------------------------------------------------------------
@@ -201,9 +217,9 @@ public final class FlashAttention {
 
     private static void forwardHead(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
                                     MemorySegment lse, MemorySegment segments, int b, int h, int H, int KV,
-                                    int group, int T, int D, boolean causal, float scale, Layout layout) {
+                                    int group, int T, int D, boolean causal, float scale, Layout layout, Workspace pooled) {
         int dp = roundUp(D, L);
-        Workspace w = WORKSPACE.get().ensure(T, D, dp, false);
+        Workspace w = pooled.ensure(T, D, dp, false);
         long kvBase = layout.base(b, h / group, KV, T, D);
         long kvStride = layout.stride(KV, D);
         long qBase = layout.base(b, h, H, T, D);
@@ -303,10 +319,10 @@ public final class FlashAttention {
     private static void backwardKvHead(MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out,
                                        MemorySegment dout, MemorySegment dq, MemorySegment dk, MemorySegment dv,
                                        MemorySegment lse, MemorySegment segments, int b, int kvHead, int H, int KV,
-                                       int group, int T, int D, boolean causal, float scale, Layout layout) {
+                                       int group, int T, int D, boolean causal, float scale, Layout layout, Workspace pooled) {
         int dp = roundUp(D, L);
         int tp = roundUp(T, BC);
-        Workspace w = WORKSPACE.get().ensure(T, D, dp, true);
+        Workspace w = pooled.ensure(T, D, dp, true);
         long kvBase = layout.base(b, kvHead, KV, T, D);
         long kvStride = layout.stride(KV, D);
         long qStride = layout.stride(H, D);

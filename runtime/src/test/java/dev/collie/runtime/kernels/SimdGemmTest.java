@@ -135,6 +135,28 @@ class SimdGemmTest {
         }
     }
 
+    /**
+     * Packing buffers are shared, not per thread: products run one after another on eight threads
+     * that each end at once leave no more buffers behind than one product uses. Per-thread buffers
+     * became garbage with every retired pool thread (0.4 GB of heap in a 7B run).
+     */
+    @Test
+    void packingBuffersOutliveTheThreadsThatUsedThem() throws Exception {
+        try (Arena arena = Arena.ofShared()) {
+            Problem p = new Problem(arena, Kind.NT, 64, 96, 80, 11, 0);
+            p.run(false, 1, POOLS[0]);
+            int before = SimdGemm.idleScratch();
+            for (int t = 0; t < 8; t++) {
+                MemorySegment out = arena.allocate(64L * 96 * 4, 64);
+                Thread thread = new Thread(() -> SimdGemm.matmulNT(p.a, p.b, out, 64, 96, 80, false, 1));
+                thread.start();
+                thread.join();
+            }
+            assertTrue(SimdGemm.idleScratch() <= Math.max(before, 1),
+                    SimdGemm.idleScratch() + " idle buffers after 8 threads, " + before + " before");
+        }
+    }
+
     /** Beyond SWAP_ROWS rows, or with B's rows contiguous, or a wide activation, the roles stay. */
     @Test
     void swapsOnlyFewRowsOfTheNtLayout() {
