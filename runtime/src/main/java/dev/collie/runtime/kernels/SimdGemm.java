@@ -454,12 +454,10 @@ public final class SimdGemm {
         }
         if (maySwap && sink == null && swapsOperands(M, N, K, acs, bcs)) {
             // Computes out^T = op(B)^T · op(A)^T: A'(i', k) = B(k, i'), B'(k, j') = A(j', k).
-            gemm(new Gemm(b, bcs, brs, bf16, a, acs, ars, false, c, N, M, K, accumulate, epilogue, null, true),
-                    N, M, K, tasks);
+            gemm(new Gemm(b, bcs, brs, bf16, a, acs, ars, false, c, N, M, K, accumulate, epilogue, null, true), tasks);
             return;
         }
-        gemm(new Gemm(a, ars, acs, false, b, brs, bcs, bf16, c, M, N, K, accumulate, epilogue, sink, false),
-                M, N, K, tasks);
+        gemm(new Gemm(a, ars, acs, false, b, brs, bcs, bf16, c, M, N, K, accumulate, epilogue, sink, false), tasks);
     }
 
     /**
@@ -481,8 +479,11 @@ public final class SimdGemm {
                 && (long) roundUp(M, NR) * (K + (long) KU * ceilDiv(K, KC)) <= SWAP_PACKED_FLOATS;
     }
 
-    /** Splits the packed product {@code g} (M x N x K after any swap) into {@code tasks} and runs them. */
-    private static void gemm(Gemm g, int M, int N, int K, int tasks) {
+    /** Splits the packed product {@code g} (its M x N x K, after any swap) into {@code tasks} and runs them. */
+    private static void gemm(Gemm g, int tasks) {
+        int M = g.M();
+        int N = g.N();
+        int K = g.K();
         long acs = g.acs();
         long bcs = g.bcs();
         if (tasks == 1) {
