@@ -365,9 +365,10 @@ public final class OpRules {
 
     /**
      * Logit floats per chunk of the fused head ({@code linear_cross_entropy}): 64 MB, so a 32k
-     * vocabulary is processed 524 tokens at a time. Each chunk streams the [V, C] weight through
-     * its three GEMMs and adds to the whole [V, C] gradient, so fewer chunks move less memory: 524
-     * rows took 0.59 ms a token against 0.66 with 262 (15m's head, 32 MB more workspace).
+     * vocabulary is processed at most 524 tokens at a time, in chunks of balanced height (2048 tokens
+     * as four of 512). Each chunk streams the [V, C] weight through its three GEMMs and adds to the
+     * whole [V, C] gradient, so fewer chunks move less memory: 524 rows took 0.59 ms a token against
+     * 0.66 with 262 (15m's head, 32 MB more workspace).
      */
     public static final long HEAD_CHUNK_FLOATS = 16L << 20;
 

