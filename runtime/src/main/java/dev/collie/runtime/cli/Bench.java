@@ -104,6 +104,7 @@ final class Bench implements Callable<Integer> {
                     }
                 }
             }
+            double[] inOrder = times.clone();
             Arrays.sort(times);
             double median = times[steps / 2];
             double tokensPerSecond = batch * (double) seq / median;
@@ -118,6 +119,10 @@ final class Bench implements Callable<Integer> {
             json.put("optimizer", optimizer);
             json.put("threads", dev.collie.runtime.kernels.SimdGemm.defaultThreads());
             json.put("step_seconds", median);
+            var each = json.putArray("step_seconds_each");
+            for (double t : inOrder) {
+                each.add(Math.round(t * 1000) / 1000.0);
+            }
             json.put("tokens_per_second", tokensPerSecond);
             json.put("tgs", tokensPerSecond);
             json.put("model_gflop_per_step", flops / 1e9);
