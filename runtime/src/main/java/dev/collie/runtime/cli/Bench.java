@@ -106,7 +106,9 @@ final class Bench implements Callable<Integer> {
             }
             double[] inOrder = times.clone();
             Arrays.sort(times);
-            double median = times[steps / 2];
+            // the peer's statistics.median: the middle step, or the mean of the middle two (it was the
+            // slower of the two, which made every 2-step figure the worse step)
+            double median = steps % 2 == 1 ? times[steps / 2] : (times[steps / 2 - 1] + times[steps / 2]) / 2;
             double tokensPerSecond = batch * (double) seq / median;
             double flops = ModelFlops.of(s.plan().program(ProgramKind.TRAIN), Map.of("B", (long) batch, "T", (long) seq));
             ObjectNode json = new ObjectMapper().createObjectNode();
