@@ -85,9 +85,14 @@ public final class NativeMemory {
         return MADVISE != null && bytes >= HUGE_PAGE;
     }
 
-    /** Bytes taken from the C allocator for a block of {@code bytes}. */
+    /** Alignment of a block of {@code bytes}: a huge page for those advised, else a cache line. */
+    private static long alignment(long bytes) {
+        return hugePages(bytes) ? HUGE_PAGE : ALIGNMENT;
+    }
+
+    /** Bytes taken from the C allocator for a block of {@code bytes}: a whole number of its alignment. */
     private static long blockSize(long bytes) {
-        long alignment = hugePages(bytes) ? HUGE_PAGE : ALIGNMENT;
+        long alignment = alignment(bytes);
         return Math.max(ALIGNMENT, (bytes + alignment - 1) / alignment * alignment);
     }
 
@@ -97,7 +102,7 @@ public final class NativeMemory {
         boolean huge = hugePages(bytes);
         MemorySegment raw;
         try {
-            raw = (MemorySegment) ALIGNED_ALLOC.invokeExact(huge ? HUGE_PAGE : ALIGNMENT, size);
+            raw = (MemorySegment) ALIGNED_ALLOC.invokeExact(alignment(bytes), size);
         } catch (Throwable t) {
             throw new IllegalStateException("aligned_alloc failed", t);
         }

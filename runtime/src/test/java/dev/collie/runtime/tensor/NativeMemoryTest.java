@@ -8,7 +8,8 @@ import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 
@@ -57,17 +58,17 @@ class NativeMemoryTest {
         }
     }
 
+    /** The first line of a mapping's entry: its address range, "start-end perms ...". */
+    private static final Pattern MAPPING = Pattern.compile("^([0-9a-f]+)-([0-9a-f]+) ");
+
     /** AnonHugePages (kB) of the mapping in /proc/self/smaps that contains {@code address}. */
     private static long anonHugeKb(long address) throws IOException {
-        List<String> lines = Files.readAllLines(Path.of("/proc/self/smaps"));
         boolean inside = false;
-        for (String line : lines) {
-            if (Character.isDigit(line.charAt(0)) || (line.charAt(0) >= 'a' && line.charAt(0) <= 'f' && line.indexOf('-') > 0
-                    && line.indexOf(' ') > line.indexOf('-'))) {
-                String[] range = line.substring(0, line.indexOf(' ')).split("-");
-                long lo = Long.parseUnsignedLong(range[0], 16);
-                long hi = Long.parseUnsignedLong(range[1], 16);
-                inside = lo <= address && address < hi;
+        for (String line : Files.readAllLines(Path.of("/proc/self/smaps"))) {
+            Matcher range = MAPPING.matcher(line);
+            if (range.find()) {
+                inside = Long.parseUnsignedLong(range.group(1), 16) <= address
+                        && address < Long.parseUnsignedLong(range.group(2), 16);
             } else if (inside && line.startsWith("AnonHugePages:")) {
                 return Long.parseLong(line.replaceAll("[^0-9]", ""));
             }
