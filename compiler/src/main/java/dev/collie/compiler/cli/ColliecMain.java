@@ -2,6 +2,7 @@ package dev.collie.compiler.cli;
 
 import dev.collie.compiler.Compiler;
 import dev.collie.compiler.analysis.Liveness;
+import dev.collie.compiler.plan.MachineMemory;
 import dev.collie.compiler.plan.MemoryPlanner;
 import dev.collie.compiler.passes.CompileOptions;
 import dev.collie.compiler.passes.PassPipeline;
@@ -140,13 +141,28 @@ public final class ColliecMain implements Runnable {
             Map<String, Long> bt = Map.of("B", batch, "T", seq, "S", seq);
             long weights = Liveness.parameterBytes(plan.params());
             out.printf("planned memory at B=%d T=%d (fp32 weights; bf16 halves them):%n", batch, seq);
+            long trainPeak = 0;
+            long trainWeights = 0;
             for (ProgramKind kind : ProgramKind.values()) {
                 Graph g = plan.program(kind);
                 MemoryPlanner.MemoryPlan m = MemoryPlanner.plan(g, bt);
+                long peak = weights + m.totalBytes() + MemoryPlanner.RUNTIME_BYTES;
                 out.printf("  %-14s %5d nodes; peak %s = weights %s + activations %s + gradients %s + workspace %s"
-                                + " (arena %s, outputs %s)%n",
-                        kind.key(), g.nodes.size(), mib(weights + m.totalBytes()), mib(weights), mib(m.activationBytes()),
-                        mib(m.gradientBytes()), mib(m.workspaceAtPeak()), mib(m.arenaBytes()), mib(m.outputBytes()));
+                                + " + runtime %s (arena %s, outputs %s)%n",
+                        kind.key(), g.nodes.size(), mib(peak), mib(weights), mib(m.activationBytes()),
+                        mib(m.gradientBytes()), mib(m.workspaceAtPeak()), mib(MemoryPlanner.RUNTIME_BYTES),
+                        mib(m.arenaBytes()), mib(m.outputBytes()));
+                if (kind == ProgramKind.TRAIN) {
+                    trainPeak = peak;
+                    trainWeights = weights;
+                }
+            }
+            long available = MachineMemory.availableBytes();
+            if (available > 0 && trainPeak > 0) {
+                long bf16Peak = trainPeak - trainWeights / 2;
+                out.printf("this machine: %s available; training %s in fp32 (%s), %s in bf16 (%s)%n", mib(available),
+                        trainPeak <= available ? "fits" : "does NOT fit", mib(trainPeak),
+                        bf16Peak <= available ? "fits" : "does NOT fit", mib(bf16Peak));
             }
             return 0;
         }

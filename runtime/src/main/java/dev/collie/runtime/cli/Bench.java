@@ -138,12 +138,18 @@ final class Bench implements Callable<Integer> {
             json.put("loss", loss);
             var bindings = Map.of("B", (long) batch, "T", (long) seq);
             var memory = s.executor().memoryPlan(ProgramKind.TRAIN, bindings);
-            long planned = s.params().bytes() + memory.totalBytes();
+            long runtime = dev.collie.compiler.plan.MemoryPlanner.RUNTIME_BYTES;
+            long planned = s.params().bytes() + memory.totalBytes() + runtime;
             json.put("planned_peak_bytes", planned);
             json.put("planned_weights_bytes", s.params().bytes());
             json.put("planned_arena_bytes", memory.arenaBytes());
-            json.put("peak_rss_bytes", peakRss());
+            json.put("planned_runtime_bytes", runtime);
+            long rss = peakRss();
+            json.put("peak_rss_bytes", rss);
             json.put("peak_native_bytes", NativeMemory.peakBytes());
+            // what the process held beside Collie's own tensors at its peak: the JVM (the plan's runtime term)
+            json.put("runtime_rss_bytes", rss > 0 ? rss - NativeMemory.peakBytes() : -1);
+            json.put("rss_of_plan", rss > 0 ? (double) rss / planned : -1);
             spec.commandLine().getOut().println(json);
             if (profile) {
                 var err = spec.commandLine().getErr();

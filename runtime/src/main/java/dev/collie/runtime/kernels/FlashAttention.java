@@ -302,7 +302,8 @@ public final class FlashAttention {
             }
             // Once a row has seen its largest score, later tiles rarely raise it: skip the call.
             float alpha = mOld == mNew ? 1f : (float) Math.exp((double) mOld - mNew);
-            w.l[r] = w.l[r] * alpha + sumLanes(sum, w.lanes);
+            sum.intoArray(w.lanes, 0);
+            w.l[r] = w.l[r] * alpha + sumLanes(w.lanes);
             w.m[r] = mNew;
             if (rescaleOutput && alpha != 1f) {
                 scaleRow(w.o, r * dp, dp, alpha);
@@ -668,15 +669,18 @@ public final class FlashAttention {
         for (int i = 0; i < n; i += L) {
             acc = FloatVector.fromArray(SPECIES, a, off + i).fma(FloatVector.fromArray(SPECIES, b, off + i), acc);
         }
-        return sumLanes(acc, lanes);
+        acc.intoArray(lanes, 0);
+        return sumLanes(lanes);
     }
 
     /**
-     * Sum of the lanes in lane order. {@code reduceLanes(ADD)} may associate differently in
-     * interpreted and compiled code, which made results change once the JIT kicked in.
+     * Sum of a vector's lanes, stored into {@code lanes} by the caller, in lane order.
+     * {@code reduceLanes(ADD)} may associate differently in interpreted and compiled code, which
+     * made results change once the JIT kicked in. The vector is stored by the caller because a
+     * helper taking a FloatVector that C2 does not inline boxes it on every call (see the tile
+     * kernels below).
      */
-    private static float sumLanes(FloatVector v, float[] lanes) {
-        v.intoArray(lanes, 0);
+    private static float sumLanes(float[] lanes) {
         float sum = 0f;
         for (int i = 0; i < L; i++) {
             sum += lanes[i];
@@ -721,6 +725,10 @@ public final class FlashAttention {
     // The kernels below keep a 4-row × NV-vector block of C in registers while streaming k:
     // per step, NV vector loads of B and 4 broadcasts of A feed 4·NV independent FMAs. They are
     // spelled out per NV because C2 keeps only scalar-replaced locals (not arrays) in registers.
+    // The output update is spelled out too: a helper taking a FloatVector was compiled on its own
+    // and then not inlined ("already compiled into a big method"), so every call boxed its vector
+    // (a Float256Vector and its float[] payload) and ran the add's Java fallback: about 60 MB of
+    // garbage per 15m training step, all of it from these kernels (JFR allocation samples).
 
     private static void kernel4x4(float[] a, int ai, int rs, int cs, float[] b, int bj, int ldb,
                                   float[] c, int ci, int ldc, int k, boolean acc) {
@@ -744,13 +752,28 @@ public final class FlashAttention {
             x = FloatVector.broadcast(SPECIES, a[ap + 3 * rs]);
             c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); c32 = x.fma(b2, c32); c33 = x.fma(b3, c33);
         }
-        put(c00, c, ci, acc); put(c01, c, ci + L, acc); put(c02, c, ci + 2 * L, acc); put(c03, c, ci + 3 * L, acc);
-        ci += ldc;
-        put(c10, c, ci, acc); put(c11, c, ci + L, acc); put(c12, c, ci + 2 * L, acc); put(c13, c, ci + 3 * L, acc);
-        ci += ldc;
-        put(c20, c, ci, acc); put(c21, c, ci + L, acc); put(c22, c, ci + 2 * L, acc); put(c23, c, ci + 3 * L, acc);
-        ci += ldc;
-        put(c30, c, ci, acc); put(c31, c, ci + L, acc); put(c32, c, ci + 2 * L, acc); put(c33, c, ci + 3 * L, acc);
+        if (acc) {
+            c00 = c00.add(FloatVector.fromArray(SPECIES, c, ci));
+            c01 = c01.add(FloatVector.fromArray(SPECIES, c, ci + L));
+            c02 = c02.add(FloatVector.fromArray(SPECIES, c, ci + 2 * L));
+            c03 = c03.add(FloatVector.fromArray(SPECIES, c, ci + 3 * L));
+            c10 = c10.add(FloatVector.fromArray(SPECIES, c, ci + ldc));
+            c11 = c11.add(FloatVector.fromArray(SPECIES, c, ci + ldc + L));
+            c12 = c12.add(FloatVector.fromArray(SPECIES, c, ci + ldc + 2 * L));
+            c13 = c13.add(FloatVector.fromArray(SPECIES, c, ci + ldc + 3 * L));
+            c20 = c20.add(FloatVector.fromArray(SPECIES, c, ci + 2 * ldc));
+            c21 = c21.add(FloatVector.fromArray(SPECIES, c, ci + 2 * ldc + L));
+            c22 = c22.add(FloatVector.fromArray(SPECIES, c, ci + 2 * ldc + 2 * L));
+            c23 = c23.add(FloatVector.fromArray(SPECIES, c, ci + 2 * ldc + 3 * L));
+            c30 = c30.add(FloatVector.fromArray(SPECIES, c, ci + 3 * ldc));
+            c31 = c31.add(FloatVector.fromArray(SPECIES, c, ci + 3 * ldc + L));
+            c32 = c32.add(FloatVector.fromArray(SPECIES, c, ci + 3 * ldc + 2 * L));
+            c33 = c33.add(FloatVector.fromArray(SPECIES, c, ci + 3 * ldc + 3 * L));
+        }
+        c00.intoArray(c, ci); c01.intoArray(c, ci + L); c02.intoArray(c, ci + 2 * L); c03.intoArray(c, ci + 3 * L);
+        c10.intoArray(c, ci + ldc); c11.intoArray(c, ci + ldc + L); c12.intoArray(c, ci + ldc + 2 * L); c13.intoArray(c, ci + ldc + 3 * L);
+        c20.intoArray(c, ci + 2 * ldc); c21.intoArray(c, ci + 2 * ldc + L); c22.intoArray(c, ci + 2 * ldc + 2 * L); c23.intoArray(c, ci + 2 * ldc + 3 * L);
+        c30.intoArray(c, ci + 3 * ldc); c31.intoArray(c, ci + 3 * ldc + L); c32.intoArray(c, ci + 3 * ldc + 2 * L); c33.intoArray(c, ci + 3 * ldc + 3 * L);
     }
 
     private static void kernel4x3(float[] a, int ai, int rs, int cs, float[] b, int bj, int ldb,
@@ -774,13 +797,24 @@ public final class FlashAttention {
             x = FloatVector.broadcast(SPECIES, a[ap + 3 * rs]);
             c30 = x.fma(b0, c30); c31 = x.fma(b1, c31); c32 = x.fma(b2, c32);
         }
-        put(c00, c, ci, acc); put(c01, c, ci + L, acc); put(c02, c, ci + 2 * L, acc);
-        ci += ldc;
-        put(c10, c, ci, acc); put(c11, c, ci + L, acc); put(c12, c, ci + 2 * L, acc);
-        ci += ldc;
-        put(c20, c, ci, acc); put(c21, c, ci + L, acc); put(c22, c, ci + 2 * L, acc);
-        ci += ldc;
-        put(c30, c, ci, acc); put(c31, c, ci + L, acc); put(c32, c, ci + 2 * L, acc);
+        if (acc) {
+            c00 = c00.add(FloatVector.fromArray(SPECIES, c, ci));
+            c01 = c01.add(FloatVector.fromArray(SPECIES, c, ci + L));
+            c02 = c02.add(FloatVector.fromArray(SPECIES, c, ci + 2 * L));
+            c10 = c10.add(FloatVector.fromArray(SPECIES, c, ci + ldc));
+            c11 = c11.add(FloatVector.fromArray(SPECIES, c, ci + ldc + L));
+            c12 = c12.add(FloatVector.fromArray(SPECIES, c, ci + ldc + 2 * L));
+            c20 = c20.add(FloatVector.fromArray(SPECIES, c, ci + 2 * ldc));
+            c21 = c21.add(FloatVector.fromArray(SPECIES, c, ci + 2 * ldc + L));
+            c22 = c22.add(FloatVector.fromArray(SPECIES, c, ci + 2 * ldc + 2 * L));
+            c30 = c30.add(FloatVector.fromArray(SPECIES, c, ci + 3 * ldc));
+            c31 = c31.add(FloatVector.fromArray(SPECIES, c, ci + 3 * ldc + L));
+            c32 = c32.add(FloatVector.fromArray(SPECIES, c, ci + 3 * ldc + 2 * L));
+        }
+        c00.intoArray(c, ci); c01.intoArray(c, ci + L); c02.intoArray(c, ci + 2 * L);
+        c10.intoArray(c, ci + ldc); c11.intoArray(c, ci + ldc + L); c12.intoArray(c, ci + ldc + 2 * L);
+        c20.intoArray(c, ci + 2 * ldc); c21.intoArray(c, ci + 2 * ldc + L); c22.intoArray(c, ci + 2 * ldc + 2 * L);
+        c30.intoArray(c, ci + 3 * ldc); c31.intoArray(c, ci + 3 * ldc + L); c32.intoArray(c, ci + 3 * ldc + 2 * L);
     }
 
     private static void kernel4x2(float[] a, int ai, int rs, int cs, float[] b, int bj, int ldb,
@@ -803,13 +837,20 @@ public final class FlashAttention {
             x = FloatVector.broadcast(SPECIES, a[ap + 3 * rs]);
             c30 = x.fma(b0, c30); c31 = x.fma(b1, c31);
         }
-        put(c00, c, ci, acc); put(c01, c, ci + L, acc);
-        ci += ldc;
-        put(c10, c, ci, acc); put(c11, c, ci + L, acc);
-        ci += ldc;
-        put(c20, c, ci, acc); put(c21, c, ci + L, acc);
-        ci += ldc;
-        put(c30, c, ci, acc); put(c31, c, ci + L, acc);
+        if (acc) {
+            c00 = c00.add(FloatVector.fromArray(SPECIES, c, ci));
+            c01 = c01.add(FloatVector.fromArray(SPECIES, c, ci + L));
+            c10 = c10.add(FloatVector.fromArray(SPECIES, c, ci + ldc));
+            c11 = c11.add(FloatVector.fromArray(SPECIES, c, ci + ldc + L));
+            c20 = c20.add(FloatVector.fromArray(SPECIES, c, ci + 2 * ldc));
+            c21 = c21.add(FloatVector.fromArray(SPECIES, c, ci + 2 * ldc + L));
+            c30 = c30.add(FloatVector.fromArray(SPECIES, c, ci + 3 * ldc));
+            c31 = c31.add(FloatVector.fromArray(SPECIES, c, ci + 3 * ldc + L));
+        }
+        c00.intoArray(c, ci); c01.intoArray(c, ci + L);
+        c10.intoArray(c, ci + ldc); c11.intoArray(c, ci + ldc + L);
+        c20.intoArray(c, ci + 2 * ldc); c21.intoArray(c, ci + 2 * ldc + L);
+        c30.intoArray(c, ci + 3 * ldc); c31.intoArray(c, ci + 3 * ldc + L);
     }
 
     private static void kernel4x1(float[] a, int ai, int rs, int cs, float[] b, int bj, int ldb,
@@ -823,17 +864,16 @@ public final class FlashAttention {
             c2 = FloatVector.broadcast(SPECIES, a[ap + 2 * rs]).fma(b0, c2);
             c3 = FloatVector.broadcast(SPECIES, a[ap + 3 * rs]).fma(b0, c3);
         }
-        put(c0, c, ci, acc);
-        put(c1, c, ci + ldc, acc);
-        put(c2, c, ci + 2 * ldc, acc);
-        put(c3, c, ci + 3 * ldc, acc);
-    }
-
-    private static void put(FloatVector v, float[] c, int off, boolean accumulate) {
-        if (accumulate) {
-            v = v.add(FloatVector.fromArray(SPECIES, c, off));
+        if (acc) {
+            c0 = c0.add(FloatVector.fromArray(SPECIES, c, ci));
+            c1 = c1.add(FloatVector.fromArray(SPECIES, c, ci + ldc));
+            c2 = c2.add(FloatVector.fromArray(SPECIES, c, ci + 2 * ldc));
+            c3 = c3.add(FloatVector.fromArray(SPECIES, c, ci + 3 * ldc));
         }
-        v.intoArray(c, off);
+        c0.intoArray(c, ci);
+        c1.intoArray(c, ci + ldc);
+        c2.intoArray(c, ci + 2 * ldc);
+        c3.intoArray(c, ci + 3 * ldc);
     }
 
     // ---------------------------------------------------------------------------------------

@@ -94,6 +94,12 @@ class CliEndToEndTest {
         Result c = colliec("compile", "../models/llama.collie", "--preset", "tiny", "-o", plan.toString());
         assertEquals(0, c.code(), c.err());
         assertTrue(c.out().contains("107,328 parameters"), c.out());
+        // every program's peak counts the runtime's floor, and the training step is checked against this machine
+        assertTrue(c.out().contains("+ runtime 128.0 MiB"), c.out());
+        if (java.nio.file.Files.exists(Path.of("/proc/meminfo"))) {
+            assertTrue(c.out().matches("(?s).*this machine: [0-9.]+ MiB available; training fits in fp32 \\([0-9.]+ MiB\\), fits in bf16.*"),
+                    c.out());
+        }
         Path data = tmp.resolve("data.jsonl");
         StringBuilder rows = new StringBuilder();
         java.util.Random rnd = new java.util.Random(3);
@@ -192,6 +198,12 @@ class CliEndToEndTest {
                 assertTrue(json.has(key) && json.get(key).asDouble() > 0, key + " in " + r.out());
             }
             assertEquals(dtype, json.get("dtype").asText());
+            // the plan's runtime term beside what the process held outside Collie's tensors
+            assertEquals(128L << 20, json.get("planned_runtime_bytes").asLong(), r.out());
+            assertEquals(json.get("peak_rss_bytes").asLong() - json.get("peak_native_bytes").asLong(),
+                    json.get("runtime_rss_bytes").asLong(), r.out());
+            assertTrue(json.get("planned_peak_bytes").asLong() > json.get("planned_weights_bytes").asLong()
+                    + json.get("planned_arena_bytes").asLong() + json.get("planned_runtime_bytes").asLong() - 1, r.out());
             // every timed step, in order; the reported step time is their median, for two steps their mean
             JsonNode each = json.get("step_seconds_each");
             assertEquals(2, each.size(), r.out());
