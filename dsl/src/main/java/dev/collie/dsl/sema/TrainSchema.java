@@ -60,6 +60,8 @@ public final class TrainSchema {
         key("guard_nonfinite", Type.BOOL, false, "check the gradient norm before touching any weight and skip "
                 + "steps whose loss or gradient is not finite (costs a second backward, like clip_norm)");
         key("max_bad_steps", Type.INT, 3L, "stop after this many consecutive skipped (non-finite) steps");
+        key("memory_check", Type.BOOL, true, "before the first step, stop with an error if the training step's "
+                + "planned peak memory exceeds what this machine has available");
         for (String role : List.of("system", "user", "assistant")) {
             key("chat." + role + "_prefix", Type.STRING, null, "chat template: text before a " + role + " turn");
             key("chat." + role + "_suffix", Type.STRING, null, "chat template: text after a " + role + " turn");

@@ -181,6 +181,9 @@ public final class CollieMain implements Runnable {
         @Option(names = "--threads") Long threads;
         @Option(names = "--dtype", description = "weight storage: fp32 or bf16") String dtype;
         @Option(names = "--quiet", description = "plain log lines instead of a progress bar") boolean quiet;
+        @Option(names = "--memory-check", arity = "0..1", fallbackValue = "true",
+                description = "stop before the first step if the planned peak exceeds available memory (default true)")
+        Boolean memoryCheck;
         @Option(names = "--activation-checkpointing", arity = "0..1", fallbackValue = "full", paramLabel = "MODE",
                 description = "full (when given alone) or selective: recompute each block's forward, or only its "
                         + "cheap ops, before its backward instead of keeping the activations") String checkpointing;
@@ -222,6 +225,7 @@ public final class CollieMain implements Runnable {
                 f.put("quiet", true);
             }
             put(f, "activation_checkpointing", checkpointing);
+            put(f, "memory_check", memoryCheck);
             return f;
         }
 

@@ -1,5 +1,9 @@
 package dev.collie.runtime.train;
 
+import dev.collie.compiler.plan.MachineMemory;
+import dev.collie.compiler.plan.MemoryPlanner;
+import dev.collie.compiler.passes.ProgramKind;
+
 import dev.collie.runtime.checkpoint.CheckpointException;
 import dev.collie.runtime.checkpoint.SafetensorsFile;
 import dev.collie.runtime.checkpoint.SafetensorsWriter;
@@ -91,6 +95,39 @@ public final class Trainer {
         }
     }
 
+    /**
+     * Prints the training step's planned peak (weights, the program's arena and outputs at the largest
+     * batch this data makes, and the runtime's floor) beside the memory this machine has available, and
+     * stops before anything is trained if it does not fit: a run that swaps or is killed halfway is
+     * worse than no run. {@code memory_check = false} lets a user run anyway.
+     */
+    private void checkMemory(ProgramKind kind, int batchSize, int longestRow) {
+        Map<String, Long> bindings = Map.of("B", (long) batchSize, "T", (long) longestRow);
+        long planned = session.params().bytes() + session.executor().memoryPlan(kind, bindings).totalBytes()
+                + MemoryPlanner.RUNTIME_BYTES;
+        long available = MachineMemory.availableBytes();
+        out.printf("memory: planned peak %s at batch %d x %d tokens; %s%n", gib(planned), batchSize, longestRow,
+                available > 0 ? gib(available) + " available" : "available memory unknown");
+        String error = memoryError(planned, available, settings.bool("memory_check"));
+        if (error != null) {
+            throw new dev.collie.compiler.cli.CliSupport.UsageError(error);
+        }
+    }
+
+    /** The message that stops a run whose planned peak exceeds the available memory, or null to go on. */
+    static String memoryError(long planned, long available, boolean check) {
+        if (!check || available <= 0 || planned <= available) {
+            return null;
+        }
+        return String.format("the training step needs %s (planned peak) but this machine has %s available; use "
+                + "bf16 weights (--dtype bf16), --activation-checkpointing, a smaller --batch-size or --max-length, "
+                + "or --memory-check=false to run anyway", gib(planned), gib(available));
+    }
+
+    private static String gib(long bytes) {
+        return String.format(java.util.Locale.ROOT, "%.2f GiB", bytes / (double) (1L << 30));
+    }
+
     private Outcome train() throws IOException {
         long vocab = session.vocabSize();
         // A tokenizer larger than the model is fine for pre-tokenized data; the reader checks every id
@@ -132,6 +169,8 @@ public final class Trainer {
         } else if (settings.bool("guard_nonfinite")) {
             clip = Double.POSITIVE_INFINITY;
         }
+        checkMemory(clip == null ? ProgramKind.TRAIN : ProgramKind.TRAIN_CLIPPED, Math.max(1, Math.min(batchSize,
+                rows.size())), rows.stream().mapToInt(PackedRow::length).max().orElse(1));
         long maxBad = settings.integer("max_bad_steps");
         long bad = 0;
 

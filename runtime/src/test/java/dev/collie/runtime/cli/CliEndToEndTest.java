@@ -116,6 +116,9 @@ class CliEndToEndTest {
         Result r = collie("run", plan.toString(), "--data", data.toString(), "--steps", "12", "--lr", "0.1",
                 "--batch-size", "4", "--clip-norm", "1.0", "--output", tmp.resolve("run").toString(), "--quiet");
         assertEquals(0, r.code(), r.err());
+        // the planned peak of the step it is about to run, beside what this machine has, before step 1
+        assertTrue(r.out().matches("(?s).*memory: planned peak [0-9.]+ GiB at batch 4 x 24 tokens; "
+                + "([0-9.]+ GiB available|available memory unknown).*"), r.out());
         List<Double> losses = new ArrayList<>();
         Matcher m = Pattern.compile("(?m)^step \\d+/\\d+  loss ([0-9.]+)").matcher(r.out());
         while (m.find()) {

@@ -75,6 +75,17 @@ class TrainerTest {
     }
 
     @Test
+    void aRunThatDoesNotFitStopsBeforeItsFirstStep() {
+        long gib = 1L << 30;
+        String error = Trainer.memoryError(30 * gib, 20 * gib, true);
+        assertTrue(error != null && error.contains("needs 30.00 GiB (planned peak) but this machine has 20.00 GiB")
+                && error.contains("--memory-check=false"), error);
+        assertEquals(null, Trainer.memoryError(30 * gib, 20 * gib, false), "memory_check = false runs anyway");
+        assertEquals(null, Trainer.memoryError(10 * gib, 20 * gib, true));
+        assertEquals(null, Trainer.memoryError(30 * gib, -1, true), "unknown available memory: no verdict");
+    }
+
+    @Test
     void aResumedRunContinuesExactlyLikeAnUninterruptedOne(@TempDir Path tmp) throws Exception {
         Map<String, Object> f = flags("steps", 8L, "save_every", 3L, "schedule", "cosine", "warmup_steps", 2L,
                 "clip_norm", 1.0);
