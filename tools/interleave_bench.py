@@ -28,6 +28,9 @@ import time
 
 def tokens_per_second(line):
     d = json.loads(line)
+    if "tokens_per_step" in d and d.get("step_s_median"):
+        # the peer prints tokens_per_s rounded to one decimal (5.6 for 1b); its median step is exact
+        return d["tokens_per_step"] / d["step_s_median"]
     return d.get("tokens_per_second", d.get("tokens_per_s"))
 
 
