@@ -146,7 +146,7 @@ public final class ColliecMain implements Runnable {
             for (ProgramKind kind : ProgramKind.values()) {
                 Graph g = plan.program(kind);
                 MemoryPlanner.MemoryPlan m = MemoryPlanner.plan(g, bt);
-                long peak = weights + m.totalBytes() + MemoryPlanner.RUNTIME_BYTES;
+                long peak = m.peakBytes(weights);
                 out.printf("  %-14s %5d nodes; peak %s = weights %s + activations %s + gradients %s + workspace %s"
                                 + " + runtime %s (arena %s, outputs %s)%n",
                         kind.key(), g.nodes.size(), mib(peak), mib(weights), mib(m.activationBytes()),

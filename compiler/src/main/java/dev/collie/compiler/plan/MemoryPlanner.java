@@ -62,6 +62,11 @@ public final class MemoryPlanner {
         public long totalBytes() {
             return arenaBytes + outputBytes;
         }
+
+        /** The process's planned peak with these weights: the weights, the arena and outputs, and the runtime. */
+        public long peakBytes(long weightBytes) {
+            return weightBytes + totalBytes() + RUNTIME_BYTES;
+        }
     }
 
     private record Buffer(Value value, Node workspaceOf, long bytes, int from, int to) {}

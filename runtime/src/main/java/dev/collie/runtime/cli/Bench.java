@@ -139,7 +139,7 @@ final class Bench implements Callable<Integer> {
             var bindings = Map.of("B", (long) batch, "T", (long) seq);
             var memory = s.executor().memoryPlan(ProgramKind.TRAIN, bindings);
             long runtime = dev.collie.compiler.plan.MemoryPlanner.RUNTIME_BYTES;
-            long planned = s.params().bytes() + memory.totalBytes() + runtime;
+            long planned = memory.peakBytes(s.params().bytes());
             json.put("planned_peak_bytes", planned);
             json.put("planned_weights_bytes", s.params().bytes());
             json.put("planned_arena_bytes", memory.arenaBytes());

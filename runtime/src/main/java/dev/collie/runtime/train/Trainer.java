@@ -1,9 +1,7 @@
 package dev.collie.runtime.train;
 
-import dev.collie.compiler.plan.MachineMemory;
-import dev.collie.compiler.plan.MemoryPlanner;
 import dev.collie.compiler.passes.ProgramKind;
-
+import dev.collie.compiler.plan.MachineMemory;
 import dev.collie.runtime.checkpoint.CheckpointException;
 import dev.collie.runtime.checkpoint.SafetensorsFile;
 import dev.collie.runtime.checkpoint.SafetensorsWriter;
@@ -103,8 +101,7 @@ public final class Trainer {
      */
     private void checkMemory(ProgramKind kind, int batchSize, int longestRow) {
         Map<String, Long> bindings = Map.of("B", (long) batchSize, "T", (long) longestRow);
-        long planned = session.params().bytes() + session.executor().memoryPlan(kind, bindings).totalBytes()
-                + MemoryPlanner.RUNTIME_BYTES;
+        long planned = session.executor().memoryPlan(kind, bindings).peakBytes(session.params().bytes());
         long available = MachineMemory.availableBytes();
         out.printf("memory: planned peak %s at batch %d x %d tokens; %s%n", gib(planned), batchSize, longestRow,
                 available > 0 ? gib(available) + " available" : "available memory unknown");
