@@ -87,10 +87,13 @@ final class AttentionCase {
                         p[u] = Math.exp(p[u] - max);
                         sum += p[u];
                     }
+                    // A float dot product errs in proportion to the sum of its terms' magnitudes, not to
+                    // its value: dP = dO·V and Di = dO·O can cancel to 0 (one visible key: O = V, so
+                    // dS = dP - Di is exactly 0) while their rounding stays eps times sum |dO_d V_d|.
                     double di = 0;
                     for (int u = 0; u < T; u++) {
                         p[u] /= sum;
-                        dp[u] = dot(dout, qBase + (long) t * D, v, kvBase + (long) u * D);
+                        dp[u] = absDot(dout, qBase + (long) t * D, v, kvBase + (long) u * D);
                         di += p[u] * dp[u];
                     }
                     for (int d = 0; d < D; d++) {
@@ -98,7 +101,7 @@ final class AttentionCase {
                         double dqAbs = 0;
                         for (int u = 0; u < T; u++) {
                             long kv = kvBase + (long) u * D + d;
-                            double dsAbs = p[u] * (Math.abs(dp[u]) + Math.abs(di));
+                            double dsAbs = p[u] * (dp[u] + di);
                             outAbs += p[u] * Math.abs(v.getAtIndex(F32, kv));
                             dqAbs += scale * dsAbs * Math.abs(k.getAtIndex(F32, kv));
                             dkAbs[(int) kv] += scale * dsAbs * Math.abs(q.getAtIndex(F32, qBase + (long) t * D + d));
@@ -124,6 +127,15 @@ final class AttentionCase {
         }
         return segments == null
                 || segments.getAtIndex(I64, (long) b * T + u) == segments.getAtIndex(I64, (long) b * T + t);
+    }
+
+    /** {@code sum |a_d b_d|}: the magnitude a dot product's rounding scales with. */
+    private double absDot(MemorySegment a, long aOff, MemorySegment b, long bOff) {
+        double sum = 0;
+        for (int d = 0; d < D; d++) {
+            sum += Math.abs((double) a.getAtIndex(F32, aOff + d) * b.getAtIndex(F32, bOff + d));
+        }
+        return sum;
     }
 
     private double dot(MemorySegment a, long aOff, MemorySegment b, long bOff) {
