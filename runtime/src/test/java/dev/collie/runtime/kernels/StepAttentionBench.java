@@ -2,7 +2,6 @@ package dev.collie.runtime.kernels;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.Random;
 import java.util.concurrent.ForkJoinPool;
@@ -28,8 +27,8 @@ public final class StepAttentionBench {
             Random rnd = new Random(0);
             long qn = (long) B * H * T * D;
             long kn = (long) B * KV * T * D;
-            MemorySegment q = random(arena, qn, rnd), k = random(arena, kn, rnd), v = random(arena, kn, rnd);
-            MemorySegment dO = random(arena, qn, rnd);
+            MemorySegment q = StepTimer.random(arena, qn, rnd), k = StepTimer.random(arena, kn, rnd), v = StepTimer.random(arena, kn, rnd);
+            MemorySegment dO = StepTimer.random(arena, qn, rnd);
             MemorySegment o = arena.allocate(qn * 4, 64), dq = arena.allocate(qn * 4, 64);
             MemorySegment dk = arena.allocate(kn * 4, 64), dv = arena.allocate(kn * 4, 64);
             MemorySegment lse = arena.allocate((long) B * H * T * 4, 64);
@@ -40,27 +39,12 @@ public final class StepAttentionBench {
                     FlashAttention.backward(q, k, v, o, dO, dq, dk, dv, B, H, KV, T, D, true, scale, null, lse);
                 }
             };
-            pool.submit(step).join();
-            double[] times = new double[steps];
-            for (int i = 0; i < steps; i++) {
-                long t0 = System.nanoTime();
-                pool.submit(step).join();
-                times[i] = (System.nanoTime() - t0) * 1e-9;
-            }
-            double[] sorted = times.clone();
-            Arrays.sort(sorted);
-            double median = steps % 2 == 1 ? sorted[steps / 2] : (sorted[steps / 2 - 1] + sorted[steps / 2]) / 2;
+            double[] times = StepTimer.time(pool, step, steps);
+            double median = StepTimer.median(times);
             System.out.printf("{\"impl\": \"collie-flash\", \"tokens_per_step\": %d, \"step_s_median\": %.5f, \"steps\": %s}%n",
                     B * T, median, Arrays.toString(times));
         }
         pool.shutdown();
     }
 
-    private static MemorySegment random(Arena arena, long n, Random rnd) {
-        MemorySegment s = arena.allocate(n * 4, 64);
-        for (long i = 0; i < n; i++) {
-            s.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextGaussian());
-        }
-        return s;
-    }
 }

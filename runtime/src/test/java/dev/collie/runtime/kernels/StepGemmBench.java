@@ -2,7 +2,6 @@ package dev.collie.runtime.kernels;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
-import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
 import java.util.Random;
 
@@ -29,11 +28,11 @@ public final class StepGemmBench {
         java.util.concurrent.ForkJoinPool pool = new java.util.concurrent.ForkJoinPool(threads);
         try (Arena arena = Arena.ofShared()) {
             Random rnd = new Random(0);
-            MemorySegment xd = random(arena, (long) T * d, rnd), xh = random(arena, (long) T * h, rnd);
-            MemorySegment dyd = random(arena, (long) T * d, rnd), dyh = random(arena, (long) T * h, rnd);
-            MemorySegment dyv = random(arena, (long) T * V, rnd);
-            MemorySegment wdd = random(arena, (long) d * d, rnd), whd = random(arena, (long) h * d, rnd);
-            MemorySegment wdh = random(arena, (long) d * h, rnd), wvd = random(arena, (long) V * d, rnd);
+            MemorySegment xd = StepTimer.random(arena, (long) T * d, rnd), xh = StepTimer.random(arena, (long) T * h, rnd);
+            MemorySegment dyd = StepTimer.random(arena, (long) T * d, rnd), dyh = StepTimer.random(arena, (long) T * h, rnd);
+            MemorySegment dyv = StepTimer.random(arena, (long) T * V, rnd);
+            MemorySegment wdd = StepTimer.random(arena, (long) d * d, rnd), whd = StepTimer.random(arena, (long) h * d, rnd);
+            MemorySegment wdh = StepTimer.random(arena, (long) d * h, rnd), wvd = StepTimer.random(arena, (long) V * d, rnd);
             long outFloats = Math.max(Math.max((long) T * V, (long) V * d), Math.max((long) T * h, (long) h * d));
             MemorySegment out = arena.allocate(outFloats * 4, 64);
             Runnable step = () -> {
@@ -56,16 +55,8 @@ public final class StepGemmBench {
                 SimdGemm.matmulNN(dyv, wvd, out, T, d, V, false, threads);
                 SimdGemm.matmulTN(dyv, xd, out, T, V, d, false, threads);
             };
-            pool.submit(step).join();
-            double[] times = new double[steps];
-            for (int s = 0; s < steps; s++) {
-                long t0 = System.nanoTime();
-                pool.submit(step).join();
-                times[s] = (System.nanoTime() - t0) * 1e-9;
-            }
-            double[] sorted = times.clone();
-            Arrays.sort(sorted);
-            double median = steps % 2 == 1 ? sorted[steps / 2] : (sorted[steps / 2 - 1] + sorted[steps / 2]) / 2;
+            double[] times = StepTimer.time(pool, step, steps);
+            double median = StepTimer.median(times);
             double flop = 6.0 * T * ((double) L * (4L * d * d + 3L * d * h) + (double) V * d);
             System.out.printf("{\"impl\": \"collie\", \"tokens_per_step\": %d, \"step_s_median\": %.5f, \"gflops\": %.2f, \"steps\": %s}%n",
                     T, median, flop / median / 1e9, Arrays.toString(times));
@@ -73,11 +64,4 @@ public final class StepGemmBench {
         }
     }
 
-    private static MemorySegment random(Arena arena, long n, Random rnd) {
-        MemorySegment s = arena.allocate(n * 4, 64);
-        for (long i = 0; i < n; i++) {
-            s.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) rnd.nextGaussian());
-        }
-        return s;
-    }
 }
