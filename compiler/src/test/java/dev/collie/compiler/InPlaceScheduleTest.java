@@ -86,7 +86,7 @@ class InPlaceScheduleTest {
         int fusedProducts = 0;
         for (int i = 0; i < g.nodes.size(); i++) {
             Node n = g.nodes.get(i);
-            if (!n.op.equals("param_update") && !n.op.equals("matmul_tn_update")) {
+            if (!n.op.equals("param_update") && !n.op.equals("matmul_tn_update") && !n.op.equals("embedding_grad_update")) {
                 continue;
             }
             updates++;
@@ -108,6 +108,7 @@ class InPlaceScheduleTest {
         assertEquals(20, updates, "one update per parameter of the tiny LLaMA, but the head's (fused into it)");
         assertEquals(14, fusedProducts, "7 matrices a layer, each updated from its gradient product");
         assertEquals(1, g.nodes.stream().filter(n -> n.op.equals("linear_cross_entropy_update")).count());
+        assertEquals(1, g.nodes.stream().filter(n -> n.op.equals("embedding_grad_update")).count(), "the embedding table's");
     }
 
     @Test
@@ -136,6 +137,35 @@ class InPlaceScheduleTest {
                 "a clipped update needs the norm first");
         Plan adalomo = Compiler.compile(m, true, null, CompileOptions.DEFAULT.withElementwiseUpdates(false));
         assertTrue(adalomo.program(ProgramKind.TRAIN).nodes.stream().noneMatch(n -> n.op.equals("matmul_tn_update")),
+                "AdaLomo needs whole gradients");
+    }
+
+    @Test
+    void theEmbeddingGradientUpdatesItsTableOnlyWhenTheOptimizerIsElementwiseAndUnclipped() {
+        var m = model("models/llama.collie", "tiny");
+        Graph train = Compiler.compile(m, true, null).program(ProgramKind.TRAIN);
+        assertTrue(train.nodes.stream().noneMatch(n -> n.op.equals("embedding_grad")), "the table's gradient is fused");
+        Graph separate = Compiler.compile(m, true, null, CompileOptions.DEFAULT.withDisabled(Set.of("FuseEmbeddingUpdate")))
+                .program(ProgramKind.TRAIN);
+        assertEquals(1, separate.nodes.stream().filter(n -> n.op.equals("embedding_grad")).count());
+        assertTrue(separate.nodes.stream().noneMatch(n -> n.op.equals("embedding_grad_update")),
+                "--disable-pass FuseEmbeddingUpdate");
+        Node fused = train.nodes.stream().filter(n -> n.op.equals("embedding_grad_update")).findFirst().orElseThrow();
+        Value table = fused.updatedParameter();
+        assertEquals("param", table.producer().op);
+        assertEquals(0, weightSized(train, table), "no [V, C] gradient of the table is computed");
+        assertTrue(weightSized(separate, table) > 0);
+        assertTrue(train.nodes.stream().noneMatch(n -> n.op.equals("param_update") && n.inputs.getFirst() == table),
+                "the table has no separate update");
+        // The table's gradient is the largest value of the tiny model's step: the planned peak falls.
+        assertTrue(new Liveness(train).peakBytes(Map.of("B", 2L, "T", 16L), new Liveness(train).parameterGradients)
+                < new Liveness(separate).peakBytes(Map.of("B", 2L, "T", 16L), new Liveness(separate).parameterGradients),
+                "no table gradient is alive");
+        Plan lomo = Compiler.compile(m, true, null);
+        assertTrue(lomo.program(ProgramKind.TRAIN_CLIPPED).nodes.stream().noneMatch(n -> n.op.equals("embedding_grad_update")),
+                "a clipped update needs the norm first");
+        Plan adalomo = Compiler.compile(m, true, null, CompileOptions.DEFAULT.withElementwiseUpdates(false));
+        assertTrue(adalomo.program(ProgramKind.TRAIN).nodes.stream().noneMatch(n -> n.op.equals("embedding_grad_update")),
                 "AdaLomo needs whole gradients");
     }
 
@@ -215,7 +245,7 @@ class InPlaceScheduleTest {
 
     @Test
     void passesRunInTheOneDeclaredOrder() {
-        assertEquals(List.of("FuseHeadCrossEntropy", "FuseRotaryHeads", "FuseRotaryAttention", "FuseSwiGlu", "FuseDenseBias", "FuseDenseActivation", "FuseDenseResidual", "DifferentiateGraph", "InsertNormClipping", "FuseHeadUpdate", "FuseWeightUpdate", "RecomputeActivations", "InsertKvCache", "ScheduleInPlaceUpdates",
+        assertEquals(List.of("FuseHeadCrossEntropy", "FuseRotaryHeads", "FuseRotaryAttention", "FuseSwiGlu", "FuseDenseBias", "FuseDenseActivation", "FuseDenseResidual", "DifferentiateGraph", "InsertNormClipping", "FuseHeadUpdate", "FuseWeightUpdate", "FuseEmbeddingUpdate", "RecomputeActivations", "InsertKvCache", "ScheduleInPlaceUpdates",
                 "EliminateDeadCode"),
                 PassPipeline.PASSES.stream().map(p -> p.name()).toList());
         assertTrue(new InsertNormClipping().appliesTo(ProgramKind.TRAIN_CLIPPED));

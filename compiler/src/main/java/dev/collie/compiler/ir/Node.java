@@ -57,18 +57,19 @@ public final class Node {
     }
 
     /**
-     * Ops that write a parameter in place: the update, and the head and a weight's gradient product with
-     * their updates fused in.
+     * Ops that write a parameter in place: the update, and the head, a weight's gradient product and an
+     * embedding table's gradient with their updates fused in.
      */
     public boolean updatesParameter() {
-        return op.equals("param_update") || op.equals("linear_cross_entropy_update") || op.equals("matmul_tn_update");
+        return op.equals("param_update") || op.equals("linear_cross_entropy_update") || op.equals("matmul_tn_update")
+                || op.equals("embedding_grad_update");
     }
 
     /** The parameter an updating op writes (see {@link #updatesParameter()}). */
     public Value updatedParameter() {
         return switch (op) {
             case "param_update" -> inputs.getFirst();
-            case "matmul_tn_update" -> inputs.get(2);
+            case "matmul_tn_update", "embedding_grad_update" -> inputs.get(2);
             default -> inputs.get(1);
         };
     }

@@ -339,6 +339,20 @@ public final class OpRules {
             }
             return List.of();
         });
+        // An embedding table's gradient with its in-place update fused in (FuseEmbeddingUpdate): ids [..] int64,
+        // dy [.., C], E [V, C] (a parameter, updated in place by the rows of dy summed per id), lr [] -> nothing.
+        def("embedding_grad_update", 4, (in, a) -> {
+            Value ids = ints(in.get(0), "ids");
+            Value table = rank(in.get(2), 2, "table");
+            if (!in.get(1).shape.equals(ids.shape.append(table.shape.dim(1)))) {
+                throw new ShapeError("embedding_grad_update: dy " + in.get(1).shape + " is not one row of table "
+                        + table.shape + " per id of " + ids.shape);
+            }
+            if (!in.get(3).shape.equals(Shape.SCALAR)) {
+                throw new ShapeError("embedding_grad_update: the learning rate must be a scalar, got " + in.get(3).shape);
+            }
+            return List.of();
+        });
         def("shift_left", 1, (in, a) -> one(ints(in.get(0), "labels").shape, DType.I64));
         def("positions", 1, (in, a) -> one(Shape.of(ints(in.get(0), "ids").shape.last()), DType.I64));
         for (String op : UNARY) {
@@ -395,8 +409,30 @@ public final class OpRules {
                 long tokens = n.inputs.get(0).shape.leading().numel(bindings);
                 yield tokens <= WEIGHT_UPDATE_BLOCK_TOKENS ? 0 : weightUpdateBandRows(rows, width, tokens) * width * Float.BYTES;
             }
+            case "embedding_grad_update" -> {
+                yield embeddingUpdateWorkspaceBytes(n.inputs.get(2).shape.dim(1).evaluate(bindings));
+            }
             default -> 0;
         };
+    }
+
+    /**
+     * Floats of an embedding table's gradient that the fused embedding update sums and hands over at a time,
+     * per task: whole rows, about 64K floats (256 KiB, in L2 while the optimizer reads them).
+     */
+    public static final long EMBEDDING_UPDATE_BLOCK_FLOATS = 1L << 16;
+
+    /** Tasks of the fused embedding update, each with its own block of the workspace. */
+    public static final int EMBEDDING_UPDATE_TASKS = 4;
+
+    /** Table rows per block of {@code embedding_grad_update} for rows of {@code width} floats (at least one). */
+    public static long embeddingUpdateBlockRows(long width) {
+        return Math.max(1, EMBEDDING_UPDATE_BLOCK_FLOATS / Math.max(1, width));
+    }
+
+    /** Workspace of {@code embedding_grad_update}: a block of the gradient per task. */
+    public static long embeddingUpdateWorkspaceBytes(long width) {
+        return EMBEDDING_UPDATE_TASKS * embeddingUpdateBlockRows(width) * width * Float.BYTES;
     }
 
     /**

@@ -20,6 +20,7 @@ public final class PassPipeline {
             new InsertNormClipping(),
             new FuseHeadUpdate(),
             new FuseWeightUpdate(),
+            new FuseEmbeddingUpdate(),
             new RecomputeActivations(),
             new InsertKvCache(),
             new ScheduleInPlaceUpdates(),

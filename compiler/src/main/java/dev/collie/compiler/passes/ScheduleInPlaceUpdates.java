@@ -5,7 +5,8 @@ import dev.collie.compiler.ir.Node;
 import java.util.List;
 
 /**
- * LOMO scheduling: moves every gradient sink (param_update, matmul_tn_update, sq_norm_acc) to the earliest point where
+ * LOMO scheduling: moves every gradient sink (param_update, matmul_tn_update, embedding_grad_update, sq_norm_acc) to
+ * the earliest point where
  * it is legal, so each gradient is consumed, and can be freed, the moment it is complete.
  *
  * An update may run only after all its inputs exist and after the last node that reads the
@@ -27,7 +28,7 @@ public final class ScheduleInPlaceUpdates implements Pass {
     @Override
     public void run(Graph g, ProgramKind kind) {
         List<Node> sinks = g.nodes.stream().filter(n -> n.op.equals("param_update") || n.op.equals("matmul_tn_update")
-                || n.op.equals("sq_norm_acc")).toList();
+                || n.op.equals("embedding_grad_update") || n.op.equals("sq_norm_acc")).toList();
         for (Node sink : sinks) {
             g.nodes.remove(sink);
             int earliest = 0;

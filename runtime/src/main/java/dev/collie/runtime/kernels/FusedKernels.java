@@ -215,6 +215,83 @@ public final class FusedKernels {
     }
 
     /**
+     * The gradient of an embedding table [V, C] looked up at {@code ids} [n], handed to {@code update} a block
+     * of whole table rows at a time ({@link OpRules#embeddingUpdateBlockRows} rows, the last block shorter),
+     * every row of the table exactly once, blocks on up to {@link OpRules#EMBEDDING_UPDATE_TASKS} threads. Row
+     * r of a block is the sum of {@code dy[i]} over the positions i with {@code ids[i] == r}, added in
+     * position order to zeros: the bits of {@link CpuKernels#embeddingBackward} into a zeroed table (rows no
+     * id chose are zeros). Only the blocks exist, never the [V, C] gradient.
+     *
+     * @param ids       [n] int64, each in [0, V)
+     * @param dy        [n, C]
+     * @param workspace {@link OpRules#embeddingUpdateWorkspaceBytes} bytes (too small or null: the kernel
+     *                  allocates its own)
+     * @throws IllegalArgumentException for an id outside the table, before anything is handed over
+     */
+    public static void embeddingGradientByBlocks(MemorySegment ids, MemorySegment dy, int n, int C, int V,
+                                                 MemorySegment workspace, SimdGemm.BlockSink update) {
+        long need = OpRules.embeddingUpdateWorkspaceBytes(C);
+        if (workspace == null || workspace.byteSize() < need) {
+            try (Arena arena = Arena.ofShared()) {
+                embeddingGradientByBlocks(ids, dy, n, C, V, arena.allocate(need, 64), update);
+            }
+            return;
+        }
+        // Positions ordered by id, then by position: key = id * n + position.
+        long[] keys = new long[n];
+        for (int i = 0; i < n; i++) {
+            long id = ids.getAtIndex(I64, i);
+            if (id < 0 || id >= V) {
+                throw new IllegalArgumentException("id " + id + " at position " + i + " is outside the embedding table of "
+                        + V + " rows");
+            }
+            keys[i] = id * n + i;
+        }
+        java.util.Arrays.sort(keys);
+        int blockRows = (int) OpRules.embeddingUpdateBlockRows(C);
+        int blocks = (V + blockRows - 1) / blockRows;
+        int tasks = Math.min(Math.min(OpRules.EMBEDDING_UPDATE_TASKS, SimdGemm.defaultThreads()), blocks);
+        long blockBytes = (long) blockRows * C * Float.BYTES;
+        java.util.List<java.util.concurrent.ForkJoinTask<?>> jobs = new java.util.ArrayList<>(tasks);
+        for (int t = 0; t < tasks; t++) {
+            int b0 = (int) ((long) blocks * t / tasks);
+            int b1 = (int) ((long) blocks * (t + 1) / tasks);
+            MemorySegment block = workspace.asSlice(t * blockBytes, blockBytes);
+            jobs.add(java.util.concurrent.ForkJoinTask.adapt(() -> {
+                int first = b0 * blockRows;
+                // the first key of a row at or after `first`
+                int k = java.util.Arrays.binarySearch(keys, (long) first * n - 1);
+                k = k >= 0 ? k + 1 : -k - 1;
+                for (int b = b0; b < b1; b++) {
+                    int r0 = b * blockRows;
+                    int rows = Math.min(blockRows, V - r0);
+                    MemorySegment grad = block.asSlice(0, (long) rows * C * Float.BYTES);
+                    grad.fill((byte) 0);
+                    for (; k < n && keys[k] / n < r0 + rows; k++) {
+                        addRow(dy, (keys[k] % n) * C, grad, (keys[k] / n - r0) * C, C);
+                    }
+                    update.accept(r0, rows, 0, C, grad, 0, C);
+                }
+            }));
+        }
+        java.util.concurrent.ForkJoinTask.invokeAll(jobs);
+    }
+
+    /** {@code dst[d, d + C) += src[s, s + C)} (float indices), lane by lane. */
+    private static void addRow(MemorySegment src, long s, MemorySegment dst, long d, int C) {
+        int c = 0;
+        for (int bound = S.loopBound(C); c < bound; c += S.length()) {
+            long so = (s + c) * Float.BYTES;
+            long dO = (d + c) * Float.BYTES;
+            FloatVector.fromMemorySegment(S, dst, dO, ORDER).add(FloatVector.fromMemorySegment(S, src, so, ORDER))
+                    .intoMemorySegment(dst, dO, ORDER);
+        }
+        for (; c < C; c++) {
+            dst.setAtIndex(F32, d + c, dst.getAtIndex(F32, d + c) + src.getAtIndex(F32, s + c));
+        }
+    }
+
+    /**
      * For each row of logits [n, V]: adds logsumexp - logit[target] to the returned sum and replaces
      * the row by its gradient (softmax - onehot) * scale; ignored rows become zeros and add nothing.
      * Vectorised: one pass for the max, one for exp (kept) and its sum, one to scale. Rows run in

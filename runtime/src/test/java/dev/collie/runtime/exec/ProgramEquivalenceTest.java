@@ -279,6 +279,50 @@ class ProgramEquivalenceTest {
         }
     }
 
+    /**
+     * FuseEmbeddingUpdate: the embedding table updated a block of rows at a time from its tokens' gradient
+     * rows gets the bits of the separate update of the whole [V, C] gradient, for float and bf16 tables
+     * (stochastic rounding draws each element's own bits) and with weight decay (rows no token chose still
+     * decay: every row is handed over). The table's chosen rows moved, and with weight decay all of them.
+     */
+    @ParameterizedTest
+    @org.junit.jupiter.params.provider.CsvSource({"F32,0", "F32,0.1", "BF16,0", "BF16,0.1"})
+    void fusedEmbeddingUpdatesGiveTheSeparateUpdatesTable(dev.collie.compiler.ir.DType storage, double weightDecay) {
+        ResolvedModel model = Compiler.resolve(Compiler.load(Path.of("..", "models", "llama.collie")), "tiny", null, Map.of());
+        Plan fused = Compiler.compile(model, true, null, CompileOptions.DEFAULT.withDisabled(Set.of()));
+        Plan separate = Compiler.compile(model, true, null,
+                CompileOptions.DEFAULT.withDisabled(Set.of("FuseEmbeddingUpdate")));
+        assertTrue(ops(fused, "train").contains("embedding_grad_update"));
+        assertFalse(ops(fused, "train").contains("embedding_grad"));
+        assertFalse(ops(separate, "train").contains("embedding_grad_update"));
+        Step a = step(fused, "train", 2, 13, storage, weightDecay, false);
+        Step r = step(separate, "train", 2, 13, storage, weightDecay, false);
+        assertEquals(r.loss, a.loss, "loss");
+        for (int i = 0; i < r.weights.length; i++) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(r.weights[i], a.weights[i],
+                    "updated " + fused.params().get(i).name());
+        }
+        int table = 0;
+        while (!fused.params().get(table).name().contains("embed")) {
+            table++;
+        }
+        try (ParameterStore initial = new ParameterStore(fused.params(), storage)) {
+            initial.initialize(7);
+            float[] before = initial.tensor(table).toFloatArray();
+            long width = fused.params().get(table).shape().dim(1).coeff();
+            int rowsMoved = 0;
+            for (int row = 0; row < before.length / width; row++) {
+                int from = (int) (row * width);
+                rowsMoved += java.util.Arrays.equals(before, from, (int) (from + width), a.weights[table], from,
+                        (int) (from + width)) ? 0 : 1;
+            }
+            assertTrue(rowsMoved > 0, "the table moved");
+            if (weightDecay > 0 && storage == dev.collie.compiler.ir.DType.F32) {
+                assertEquals(before.length / width, rowsMoved, "weight decay moves every row");
+            }
+        }
+    }
+
     static void close(float[] want, float[] got, String what) {
         double scale = 0;
         for (float v : want) {

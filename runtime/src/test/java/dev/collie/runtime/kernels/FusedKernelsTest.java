@@ -169,4 +169,59 @@ class FusedKernelsTest {
         assertEquals((long) n * k, handed.get(), "every element handed over");
         org.junit.jupiter.api.Assertions.assertArrayEquals(floats(whole, n * k), gathered, "dW");
     }
+
+    /**
+     * The fused embedding update's gradient blocks are the dense embedding gradient: every table row handed
+     * over exactly once, in whole rows, as blocks of at most the planned size, each row the same sum as
+     * {@link CpuKernels#embeddingBackward} (to the bit), rows no id chose zeros. Tables from 1 row to more
+     * than a block, widths that are not multiples of the vector width, many repeated ids.
+     */
+    @Property(tries = 40)
+    void embeddingGradientBlocksAreTheDenseGradient(@ForAll @IntRange(min = 1, max = 300) int n,
+                                                    @ForAll @IntRange(min = 1, max = 3000) int vocab,
+                                                    @ForAll @IntRange(min = 1, max = 700) int width,
+                                                    @ForAll boolean fewIds) {
+        Random rnd = new Random(17L * n + 31L * vocab + width);
+        long[] tokens = new long[n];
+        for (int i = 0; i < n; i++) {
+            tokens[i] = rnd.nextInt(fewIds ? Math.min(vocab, 3) : vocab);
+        }
+        float[] dy = uniform(rnd, n * width, -1, 1);
+        MemorySegment dense = zeros(vocab * width);
+        CpuKernels.embeddingBackward(ids(tokens), segment(dy), dense, n, width);
+        int blockRows = (int) dev.collie.compiler.ops.OpRules.embeddingUpdateBlockRows(width);
+        MemorySegment workspace = rnd.nextInt(3) == 0 ? null
+                : zeros((int) (dev.collie.compiler.ops.OpRules.embeddingUpdateWorkspaceBytes(width) / 4));
+        float[] gathered = new float[vocab * width];
+        java.util.Arrays.fill(gathered, Float.NaN);
+        java.util.concurrent.atomic.AtomicLong handed = new java.util.concurrent.atomic.AtomicLong();
+        FusedKernels.embeddingGradientByBlocks(ids(tokens), segment(dy), n, width, vocab, workspace,
+                (row0, rows, col0, cols, grad, offset, ld) -> {
+                    assertEquals(true, col0 == 0 && cols == width && ld == width && rows >= 1 && rows <= blockRows,
+                            "whole rows, at most a block");
+                    synchronized (gathered) {
+                        for (int i = 0; i < rows; i++) {
+                            for (int j = 0; j < cols; j++) {
+                                int at = (row0 + i) * width + j;
+                                assertEquals(true, Float.isNaN(gathered[at]), "element " + at + " handed over twice");
+                                gathered[at] = grad.getAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, offset + i * ld + j);
+                            }
+                        }
+                    }
+                    handed.addAndGet((long) rows * cols);
+                });
+        assertEquals((long) vocab * width, handed.get(), "every row handed over");
+        org.junit.jupiter.api.Assertions.assertArrayEquals(floats(dense, vocab * width), gathered, "dE");
+    }
+
+    @org.junit.jupiter.api.Test
+    void anIdOutsideTheTableIsAnErrorBeforeAnyBlockIsHandedOver() {
+        float[] dy = uniform(new Random(3), 3 * 8, -1, 1);
+        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> FusedKernels.embeddingGradientByBlocks(ids(new long[] {1, 12, 2}), segment(dy), 3, 8, 12, null,
+                        (row0, rows, col0, cols, grad, offset, ld) -> {
+                            throw new AssertionError("a block was handed over");
+                        }));
+        assertEquals("id 12 at position 1 is outside the embedding table of 12 rows", e.getMessage());
+    }
 }

@@ -44,6 +44,12 @@ public final class CpuBackend implements Backend {
      */
     @Override
     public void executeUpdating(Node n, Tensor[] in, Tensor[] out, MemorySegment workspace, GradientBlocks gradient) {
+        if (n.op.equals("embedding_grad_update")) {
+            Tensor table = in[2];
+            FusedKernels.embeddingGradientByBlocks(in[0].data, in[1].data, (int) in[0].numel(), (int) table.shape[1],
+                    (int) table.shape[0], workspace, gradient::accept);
+            return;
+        }
         if (n.op.equals("matmul_tn_update")) {
             FusedKernels.weightGradientByBlocks(in[0].data, in[1].data, (int) rows(in[0]), (int) last(in[0]),
                     (int) last(in[1]), workspace, gradient::accept);
