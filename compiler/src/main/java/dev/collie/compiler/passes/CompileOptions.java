@@ -13,8 +13,8 @@ import java.util.Set;
  *                       only the cheap ops (norms, activations, rotations, layout)
  * @param elementwiseUpdates the optimizer updates every weight element from its own gradient element alone
  *                       (LOMO, the default), so a parameter may be updated a block of rows at a time and its
- *                       whole gradient need never exist (FuseHeadUpdate); false for optimizers that need
- *                       statistics of the whole gradient first (AdaLomo)
+ *                       whole gradient need never exist (FuseHeadUpdate, FuseWeightUpdate, FuseEmbeddingUpdate);
+ *                       false for optimizers that need statistics of the whole gradient first (AdaLomo)
  */
 public record CompileOptions(Set<String> disabledPasses, Recompute recompute, boolean elementwiseUpdates) {
 

@@ -88,6 +88,11 @@ public final class HfCheckpoint implements AutoCloseable {
         fileFor(name).readAsF32(name, dst);
     }
 
+    /** See {@link SafetensorsFile#readAsF32(String, long, long, MemorySegment)}. */
+    public void readAsF32(String name, long first, long n, MemorySegment dst) {
+        fileFor(name).readAsF32(name, first, n, dst);
+    }
+
     /** See {@link SafetensorsFile#readI64}. */
     public long[] readI64(String name) {
         return fileFor(name).readI64(name);

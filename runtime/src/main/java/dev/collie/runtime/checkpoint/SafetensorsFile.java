@@ -138,7 +138,22 @@ public final class SafetensorsFile implements AutoCloseable {
             throw new IllegalArgumentException("destination for '" + name + "' has " + dst.byteSize()
                     + " bytes, expected " + n * 4);
         }
-        MemorySegment src = data.asSlice(t.begin(), t.byteSize());
+        readAsF32(name, 0, n, dst);
+    }
+
+    /**
+     * Elements {@code [first, first + n)} of a tensor (in stored order) as float32 into the first {@code n}
+     * floats of {@code dst}: a large tensor can be converted a part at a time, without a float32 copy of
+     * the whole.
+     */
+    public void readAsF32(String name, long first, long n, MemorySegment dst) {
+        TensorInfo t = info(name);
+        if (first < 0 || n < 0 || first + n > t.numel() || dst.byteSize() < n * 4) {
+            throw new IllegalArgumentException("elements [" + first + ", " + (first + n) + ") of '" + name + "' ("
+                    + t.numel() + " elements) into " + dst.byteSize() + " bytes");
+        }
+        long bytes = t.byteSize() / Math.max(1, t.numel());
+        MemorySegment src = data.asSlice(t.begin() + first * bytes, n * bytes);
         switch (t.dtype()) {
             // Both sides are little-endian float32: a plain byte copy.
             case F32 -> MemorySegment.copy(src, 0, dst, 0, n * 4);

@@ -89,27 +89,41 @@ public final class ParameterStore implements AutoCloseable {
         for (int i = 0; i < infos.size(); i++) {
             ParamInfo p = infos.get(i);
             SplittableRandom rng = new SplittableRandom(seed * 0x9E3779B97F4A7C15L ^ p.name().hashCode());
-            Tensor f32 = storage == DType.F32 ? tensors[i] : Tensor.allocate(tensors[i].shape, DType.F32);
-            MemorySegment seg = f32.data;
             long n = p.numel();
             List<Double> a = p.init().args();
-            for (long k = 0; k < n; k++) {
-                double v = switch (p.init().kind()) {
-                    case "normal" -> (a.size() > 1 ? a.get(1) : 0.0) + a.get(0) * rng.nextGaussian();
-                    case "uniform" -> a.get(0) + (a.get(1) - a.get(0)) * rng.nextDouble();
-                    case "zeros" -> 0.0;
-                    case "ones" -> 1.0;
-                    case "constant" -> a.get(0);
-                    default -> throw new IllegalStateException("unknown initialiser " + p.init().kind());
-                };
-                seg.setAtIndex(Tensor.F32, k, (float) v);
-            }
-            if (f32 != tensors[i]) {
-                Bf16Tensors.narrowNearest(f32, tensors[i]);
-                f32.free();
+            // bf16 storage: drawn in float32 a part at a time, each part rounded into the tensor (the same
+            // values in the same order as drawing the whole), so no float32 copy of a large table exists.
+            Tensor part = storage == DType.F32 ? null : Tensor.allocate(new long[] {Math.min(n, CONVERT_FLOATS)}, DType.F32);
+            try {
+                for (long k0 = 0; k0 < n; k0 += CONVERT_FLOATS) {
+                    long count = Math.min(CONVERT_FLOATS, n - k0);
+                    MemorySegment seg = part == null ? tensors[i].data : part.data;
+                    long at = part == null ? k0 : 0;
+                    for (long k = 0; k < count; k++) {
+                        double v = switch (p.init().kind()) {
+                            case "normal" -> (a.size() > 1 ? a.get(1) : 0.0) + a.get(0) * rng.nextGaussian();
+                            case "uniform" -> a.get(0) + (a.get(1) - a.get(0)) * rng.nextDouble();
+                            case "zeros" -> 0.0;
+                            case "ones" -> 1.0;
+                            case "constant" -> a.get(0);
+                            default -> throw new IllegalStateException("unknown initialiser " + p.init().kind());
+                        };
+                        seg.setAtIndex(Tensor.F32, at + k, (float) v);
+                    }
+                    if (part != null) {
+                        Bf16Tensors.narrowNearest(part.data, tensors[i].data, k0, count);
+                    }
+                }
+            } finally {
+                if (part != null) {
+                    part.free();
+                }
             }
         }
     }
+
+    /** Floats converted at a time when bf16 parameters are initialised or loaded (4 MiB). */
+    static final long CONVERT_FLOATS = 1L << 20;
 
     /**
      * Loads every parameter from a checkpoint. A missing tensor, a wrong shape or a non-float dtype
@@ -138,6 +152,21 @@ public final class ParameterStore implements AutoCloseable {
             }
             if (!p.storedTransposed() && storage == DType.F32) {
                 ckpt.readAsF32(p.checkpointName(), tensors[i].data);
+                continue;
+            }
+            if (!p.storedTransposed()) {
+                // bf16 storage: converted a part at a time, without a float32 copy of the whole tensor
+                long n = p.numel();
+                Tensor part = Tensor.allocate(new long[] {Math.min(n, CONVERT_FLOATS)}, DType.F32);
+                try {
+                    for (long k0 = 0; k0 < n; k0 += CONVERT_FLOATS) {
+                        long count = Math.min(CONVERT_FLOATS, n - k0);
+                        ckpt.readAsF32(p.checkpointName(), k0, count, part.data);
+                        Bf16Tensors.narrowNearest(part.data, tensors[i].data, k0, count);
+                    }
+                } finally {
+                    part.free();
+                }
                 continue;
             }
             Tensor tmp = Tensor.allocate(want, DType.F32);

@@ -2,6 +2,7 @@ package dev.collie.runtime.tensor;
 
 import dev.collie.compiler.ir.DType;
 import dev.collie.runtime.checkpoint.Bf16;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.nio.ByteOrder;
 import java.util.stream.LongStream;
@@ -136,8 +137,13 @@ public final class Bf16Tensors {
 
     /** Writes fp32 values into a bf16 tensor, rounding to nearest (for loading and initialising). */
     public static void narrowNearest(Tensor f32, Tensor bf16) {
-        for (long i = 0, n = f32.numel(); i < n; i++) {
-            bf16.data.setAtIndex(BF16, i, Bf16.f32ToBf16RoundNearestEven(f32.getFloat(i)));
+        narrowNearest(f32.data, bf16.data, 0, f32.numel());
+    }
+
+    /** Rounds floats {@code [0, n)} of {@code f32} to nearest-even into bf16 elements {@code [at, at + n)} of {@code bf16}. */
+    public static void narrowNearest(MemorySegment f32, MemorySegment bf16, long at, long n) {
+        for (long i = 0; i < n; i++) {
+            bf16.setAtIndex(BF16, at + i, Bf16.f32ToBf16RoundNearestEven(f32.getAtIndex(Tensor.F32, i)));
         }
     }
 }
