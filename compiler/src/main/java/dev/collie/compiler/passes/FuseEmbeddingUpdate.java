@@ -1,10 +1,6 @@
 package dev.collie.compiler.passes;
 
 import dev.collie.compiler.ir.Graph;
-import dev.collie.compiler.ir.Node;
-import dev.collie.compiler.ir.Value;
-import java.util.List;
-import java.util.Map;
 
 /**
  * Fuses an embedding table's gradient into its in-place update: {@code embedding_grad(ids, dy)} whose only
@@ -40,31 +36,6 @@ public final class FuseEmbeddingUpdate extends OptionsPass {
 
     @Override
     public void run(Graph g, ProgramKind kind, CompileOptions options) {
-        Map<Value, List<Node>> users = g.users();
-        for (Node update : List.copyOf(g.nodes)) {
-            if (!update.op.equals("param_update") || update.inputs.size() != 3) {
-                continue;
-            }
-            Value table = update.inputs.get(0);
-            Value grad = update.inputs.get(1);
-            Node gradient = grad.producer();
-            if (!gradient.op.equals("embedding_grad") || !table.producer().op.equals("param")
-                    || users.getOrDefault(grad, List.of()).size() != 1 || g.outputs.containsValue(grad)) {
-                continue;
-            }
-            Node fused = g.create("embedding_grad_update",
-                    List.of(gradient.inputs.get(0), gradient.inputs.get(1), table, update.inputs.get(2)), Map.of(),
-                    gradient.role, gradient.origin);
-            fused.scope = gradient.scope;
-            int at = g.nodes.indexOf(gradient);
-            for (int i = 0; i < g.nodes.size(); i++) {
-                if (g.nodes.get(i) != update && g.nodes.get(i).inputs.contains(table)) {
-                    at = Math.max(at, i);
-                }
-            }
-            g.insertAt(at + 1, fused);
-            g.nodes.remove(update);
-            g.nodes.remove(gradient);
-        }
+        Fusions.fuseGradientIntoUpdate(g, "embedding_grad", "embedding_grad_update");
     }
 }

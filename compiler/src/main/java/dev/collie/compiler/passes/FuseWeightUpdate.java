@@ -1,10 +1,6 @@
 package dev.collie.compiler.passes;
 
 import dev.collie.compiler.ir.Graph;
-import dev.collie.compiler.ir.Node;
-import dev.collie.compiler.ir.Value;
-import java.util.List;
-import java.util.Map;
 
 /**
  * Fuses each weight's gradient product into its in-place update: {@code matmul_tn(dy, x)} whose only
@@ -40,33 +36,8 @@ public final class FuseWeightUpdate extends OptionsPass {
 
     @Override
     public void run(Graph g, ProgramKind kind, CompileOptions options) {
-        Map<Value, List<Node>> users = g.users();
-        for (Node update : List.copyOf(g.nodes)) {
-            if (!update.op.equals("param_update") || update.inputs.size() != 3) {
-                continue;
-            }
-            Value w = update.inputs.get(0);
-            Value dw = update.inputs.get(1);
-            Node product = dw.producer();
-            if (!product.op.equals("matmul_tn") || !w.producer().op.equals("param")
-                    || users.getOrDefault(dw, List.of()).size() != 1 || g.outputs.containsValue(dw)) {
-                continue;
-            }
-            Node fused = g.create("matmul_tn_update",
-                    List.of(product.inputs.get(0), product.inputs.get(1), w, update.inputs.get(2)), Map.of(),
-                    product.role, product.origin);
-            fused.scope = product.scope;
-            // Right after the product or W's last other reader (the input gradient's product), whichever
-            // comes later: inside the layer's backward, where its activations are (recomputed ones too).
-            int at = g.nodes.indexOf(product);
-            for (int i = 0; i < g.nodes.size(); i++) {
-                if (g.nodes.get(i) != update && g.nodes.get(i).inputs.contains(w)) {
-                    at = Math.max(at, i);
-                }
-            }
-            g.insertAt(at + 1, fused);
-            g.nodes.remove(update);
-            g.nodes.remove(product);
-        }
+        // Right after the product or W's last other reader (the input gradient's product), whichever
+        // comes later: inside the layer's backward, where its activations are (recomputed ones too).
+        Fusions.fuseGradientIntoUpdate(g, "matmul_tn", "matmul_tn_update");
     }
 }

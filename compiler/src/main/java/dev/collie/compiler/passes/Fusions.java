@@ -40,4 +40,39 @@ final class Fusions {
         producers.forEach(g.nodes::remove);
         return fused;
     }
+
+    /**
+     * Folds each parameter's gradient into its in-place update: every unclipped {@code param_update(P, dP, lr)}
+     * of a parameter P whose gradient dP is read only there and made by a {@code gradientOp} node becomes one
+     * {@code fusedOp(gradient's inputs..., P, lr)} node (the gradient's role, origin and scope). It goes right
+     * after the later of the gradient and P's last other reader, the earliest point where P may change.
+     */
+    static void fuseGradientIntoUpdate(Graph g, String gradientOp, String fusedOp) {
+        Map<Value, List<Node>> users = g.users();
+        for (Node update : List.copyOf(g.nodes)) {
+            if (!update.op.equals("param_update") || update.inputs.size() != 3) {
+                continue;
+            }
+            Value param = update.inputs.get(0);
+            Value grad = update.inputs.get(1);
+            Node gradient = grad.producer();
+            if (!gradient.op.equals(gradientOp) || !param.producer().op.equals("param") || !readOnce(g, users, grad)) {
+                continue;
+            }
+            List<Value> inputs = new java.util.ArrayList<>(gradient.inputs);
+            inputs.add(param);
+            inputs.add(update.inputs.get(2));
+            Node fused = g.create(fusedOp, inputs, Map.of(), gradient.role, gradient.origin);
+            fused.scope = gradient.scope;
+            int at = g.nodes.indexOf(gradient);
+            for (int i = 0; i < g.nodes.size(); i++) {
+                if (g.nodes.get(i) != update && g.nodes.get(i).inputs.contains(param)) {
+                    at = Math.max(at, i);
+                }
+            }
+            g.insertAt(at + 1, fused);
+            g.nodes.remove(update);
+            g.nodes.remove(gradient);
+        }
+    }
 }

@@ -221,17 +221,8 @@ class ProgramEquivalenceTest {
                 CompileOptions.DEFAULT.withDisabled(Set.of("FuseHeadUpdate")));
         assertTrue(ops(fused, "train").contains("linear_cross_entropy_update"));
         assertFalse(ops(separate, "train").contains("linear_cross_entropy_update"));
-        Step a = step(fused, "train", 2, 13, storage, weightDecay, false);
-        Step r = step(separate, "train", 2, 13, storage, weightDecay, false);
-        assertEquals(r.loss, a.loss, "loss");
-        for (int i = 0; i < r.weights.length; i++) {
-            org.junit.jupiter.api.Assertions.assertArrayEquals(r.weights[i], a.weights[i],
-                    "updated " + fused.params().get(i).name());
-        }
-        int head = 0;
-        while (!fused.params().get(head).name().contains("lm_head")) {
-            head++;
-        }
+        Step a = sameStep(fused, separate, storage, weightDecay);
+        int head = paramIndex(fused, "lm_head");
         try (ParameterStore initial = new ParameterStore(fused.params(), storage)) {
             initial.initialize(7);
             assertFalse(java.util.Arrays.equals(initial.tensor(head).toFloatArray(), a.weights[head]),
@@ -259,15 +250,11 @@ class ProgramEquivalenceTest {
         assertFalse(ops(separate, "train").contains("matmul_tn_update"));
         assertEquals(16384, dev.collie.compiler.ops.OpRules.weightUpdateBandRows(16400, 64, 26), "two bands");
         assertEquals(63, dev.collie.compiler.ops.OpRules.weightUpdateBandRows(64, 16400, 26), "two bands");
-        Step a = step(fused, "train", 2, 13, storage, weightDecay, false);
-        Step r = step(separate, "train", 2, 13, storage, weightDecay, false);
-        assertEquals(r.loss, a.loss, "loss");
+        Step a = sameStep(fused, separate, storage, weightDecay);
         try (ParameterStore initial = new ParameterStore(fused.params(), storage)) {
             initial.initialize(7);
             int moved = 0;
-            for (int i = 0; i < r.weights.length; i++) {
-                org.junit.jupiter.api.Assertions.assertArrayEquals(r.weights[i], a.weights[i],
-                        "updated " + fused.params().get(i).name());
+            for (int i = 0; i < a.weights.length; i++) {
                 // the matrices (wq .. w_down) whose updates were fused did move
                 String name = fused.params().get(i).name();
                 if (name.matches(".*\\.w[a-z_]*")) {
@@ -295,17 +282,8 @@ class ProgramEquivalenceTest {
         assertTrue(ops(fused, "train").contains("embedding_grad_update"));
         assertFalse(ops(fused, "train").contains("embedding_grad"));
         assertFalse(ops(separate, "train").contains("embedding_grad_update"));
-        Step a = step(fused, "train", 2, 13, storage, weightDecay, false);
-        Step r = step(separate, "train", 2, 13, storage, weightDecay, false);
-        assertEquals(r.loss, a.loss, "loss");
-        for (int i = 0; i < r.weights.length; i++) {
-            org.junit.jupiter.api.Assertions.assertArrayEquals(r.weights[i], a.weights[i],
-                    "updated " + fused.params().get(i).name());
-        }
-        int table = 0;
-        while (!fused.params().get(table).name().contains("embed")) {
-            table++;
-        }
+        Step a = sameStep(fused, separate, storage, weightDecay);
+        int table = paramIndex(fused, "embed");
         try (ParameterStore initial = new ParameterStore(fused.params(), storage)) {
             initial.initialize(7);
             float[] before = initial.tensor(table).toFloatArray();
@@ -321,6 +299,31 @@ class ProgramEquivalenceTest {
                 assertEquals(before.length / width, rowsMoved, "weight decay moves every row");
             }
         }
+    }
+
+    /**
+     * One training step by a plan with a fusion and by one without it (updating by blocks, not gathering whole
+     * gradients): the same loss and the same bits in every weight. Returns the fused plan's step.
+     */
+    static Step sameStep(Plan fused, Plan separate, dev.collie.compiler.ir.DType storage, double weightDecay) {
+        Step a = step(fused, "train", 2, 13, storage, weightDecay, false);
+        Step r = step(separate, "train", 2, 13, storage, weightDecay, false);
+        assertEquals(r.loss, a.loss, "loss");
+        for (int i = 0; i < r.weights.length; i++) {
+            org.junit.jupiter.api.Assertions.assertArrayEquals(r.weights[i], a.weights[i],
+                    "updated " + fused.params().get(i).name());
+        }
+        return a;
+    }
+
+    /** The index of the first parameter whose name contains {@code part}. */
+    static int paramIndex(Plan plan, String part) {
+        for (int i = 0; i < plan.params().size(); i++) {
+            if (plan.params().get(i).name().contains(part)) {
+                return i;
+            }
+        }
+        throw new AssertionError("no parameter named like " + part);
     }
 
     static void close(float[] want, float[] got, String what) {
