@@ -409,9 +409,7 @@ public final class OpRules {
                 long tokens = n.inputs.get(0).shape.leading().numel(bindings);
                 yield tokens <= WEIGHT_UPDATE_BLOCK_TOKENS ? 0 : weightUpdateBandRows(rows, width, tokens) * width * Float.BYTES;
             }
-            case "embedding_grad_update" -> {
-                yield embeddingUpdateWorkspaceBytes(n.inputs.get(2).shape.dim(1).evaluate(bindings));
-            }
+            case "embedding_grad_update" -> embeddingUpdateWorkspaceBytes(n.inputs.get(2).shape.dim(1).evaluate(bindings));
             default -> 0;
         };
     }

@@ -6,8 +6,7 @@ import java.util.List;
 
 /**
  * LOMO scheduling: moves every gradient sink (param_update, matmul_tn_update, embedding_grad_update, sq_norm_acc) to
- * the earliest point where
- * it is legal, so each gradient is consumed, and can be freed, the moment it is complete.
+ * the earliest point where it is legal, so each gradient is consumed, and can be freed, the moment it is complete.
  *
  * An update may run only after all its inputs exist and after the last node that reads the
  * parameter's old value (a backward matmul needs W before W changes). Changes: node order only.

@@ -179,8 +179,7 @@ public final class Executor implements AutoCloseable {
 
     /**
      * Runs an op with a parameter's update fused in (linear_cross_entropy_update, matmul_tn_update,
-     * embedding_grad_update; the last
-     * input is the learning rate). An elementwise optimizer updates each block of rows as the kernel completes it; any
+     * embedding_grad_update; the last input is the learning rate). An elementwise optimizer updates each block of rows as the kernel completes it; any
      * other optimizer, or a gradient listener, needs the whole gradient, which is then gathered first (the
      * compiler does not fuse for such optimizers, so this only happens with a plan compiled for LOMO).
      */

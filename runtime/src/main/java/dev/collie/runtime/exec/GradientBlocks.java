@@ -4,10 +4,10 @@ import java.lang.foreign.MemorySegment;
 
 /**
  * Where an op that updates a parameter in place ({@code linear_cross_entropy_update},
- * {@code matmul_tn_update}, {@code embedding_grad_update}) sends the parameter's gradient: a block at a time, each block complete. The
- * receiver applies the optimizer to those elements at once; the parameter may change as soon as it
- * returns, and the block's memory is reused for the next. Blocks are disjoint and may arrive on several
- * threads at once.
+ * {@code matmul_tn_update}, {@code embedding_grad_update}) sends the parameter's gradient: a block at a
+ * time, each block complete. The receiver applies the optimizer to those elements at once; the parameter
+ * may change as soon as it returns, and the block's memory is reused for the next. Blocks are disjoint and
+ * may arrive on several threads at once.
  */
 @FunctionalInterface
 public interface GradientBlocks {
